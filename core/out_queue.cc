@@ -1,0 +1,89 @@
+#include "core/out_queue.h"
+
+#include <cassert>
+#include <cstring>
+
+namespace sluice::core {
+
+void OutQueue::push_buffer_slice(const uint8_t* data, uint32_t size, BufferIndex buffer) {
+  if (size == 0) return;
+  assert(buffer != kNoBuffer);
+  queued_bytes_ += size;
+  if (!segments_.empty()) {
+    Segment& last = segments_.back();
+    if (last.buffer == buffer && last.data + last.size == data) {
+      last.size += size;  // contiguous with the previous slice: one iovec, one reference
+      return;
+    }
+  }
+  pool_->retain(buffer);
+  ++buffers_held_;
+  segments_.push_back(Segment{data, size, buffer, nullptr});
+}
+
+void OutQueue::push_copy(std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return;
+  auto owned = std::make_unique<uint8_t[]>(bytes.size());
+  std::memcpy(owned.get(), bytes.data(), bytes.size());
+  const uint8_t* data = owned.get();
+  segments_.push_back(Segment{data, static_cast<uint32_t>(bytes.size()), kNoBuffer, std::move(owned)});
+  queued_bytes_ += bytes.size();
+}
+
+bool OutQueue::over_limit() const {
+  if (queued_bytes_ >= limit_bytes_) return true;
+  // Each held pooled buffer pins a whole receive buffer, however small the slice.
+  const size_t buffer_size = pool_ ? pool_->buffer_size() : 0;
+  return buffer_size != 0 && uint64_t{buffers_held_} * buffer_size >= limit_bytes_;
+}
+
+bool OutQueue::below_resume_mark() const {
+  const size_t buffer_size = pool_ ? pool_->buffer_size() : 0;
+  const uint64_t held = buffer_size != 0 ? uint64_t{buffers_held_} * buffer_size : 0;
+  return queued_bytes_ < limit_bytes_ / 2 && held < limit_bytes_ / 2 + buffer_size;
+}
+
+int OutQueue::prepare_iovecs(iovec* iov, int max_iov) const {
+  int count = 0;
+  uint32_t skip = head_offset_;
+  for (const Segment& segment : segments_) {
+    if (count == max_iov) break;
+    iov[count].iov_base = const_cast<uint8_t*>(segment.data + skip);
+    iov[count].iov_len = segment.size - skip;
+    skip = 0;
+    ++count;
+  }
+  return count;
+}
+
+void OutQueue::consume(uint64_t bytes) {
+  assert(bytes <= queued_bytes_);
+  queued_bytes_ -= bytes;
+  while (bytes > 0) {
+    Segment& front = segments_.front();
+    const uint32_t left = front.size - head_offset_;
+    if (bytes < left) {
+      head_offset_ += static_cast<uint32_t>(bytes);
+      return;
+    }
+    bytes -= left;
+    pop_front();
+  }
+}
+
+void OutQueue::pop_front() {
+  Segment& front = segments_.front();
+  if (front.buffer != kNoBuffer) {
+    pool_->release(front.buffer);
+    --buffers_held_;
+  }
+  segments_.pop_front();
+  head_offset_ = 0;
+}
+
+void OutQueue::clear() {
+  while (!segments_.empty()) pop_front();
+  queued_bytes_ = 0;
+}
+
+}  // namespace sluice::core

@@ -1,0 +1,70 @@
+// The bytes waiting to be sent on one socket, in order.
+//
+// Segments either point into pooled receive buffers (forwarded frames, zero copy)
+// or own bytes sluice generated (auth replies, errors). Invariants:
+// - pooled segments hold one reference on their buffer until popped;
+// - at most one send is in flight; the segments it covers stay untouched until
+//   its completion is applied with consume();
+// - queued_bytes() is the sum of unsent segment bytes; buffers_held() counts the
+//   pooled segments. Producers check over_limit() to apply backpressure: this
+//   queue never grows past the limit by more than one receive buffer's worth.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+
+#include "core/buffer_pool.h"
+
+namespace sluice::core {
+
+class OutQueue {
+ public:
+  static constexpr int kMaxIovecs = 64;
+
+  OutQueue(BufferPool* pool, uint32_t limit_bytes) : pool_(pool), limit_bytes_(limit_bytes) {}
+  ~OutQueue() { clear(); }
+  OutQueue(const OutQueue&) = delete;
+  OutQueue& operator=(const OutQueue&) = delete;
+
+  // Queues bytes inside a pooled buffer; adjacent slices of the same buffer merge.
+  void push_buffer_slice(const uint8_t* data, uint32_t size, BufferIndex buffer);
+  // Queues a copy of bytes sluice generated.
+  void push_copy(std::span<const uint8_t> bytes);
+
+  bool empty() const { return segments_.empty(); }
+  uint64_t queued_bytes() const { return queued_bytes_; }
+  uint32_t buffers_held() const { return buffers_held_; }
+  // True when the producer side should stop reading until the queue drains.
+  bool over_limit() const;
+  // True when a paused producer may resume (below half the limit).
+  bool below_resume_mark() const;
+
+  // Fills iov with the unsent bytes from the head; returns the count (0 if empty).
+  int prepare_iovecs(iovec* iov, int max_iov) const;
+  // Applies a completed send of `bytes` bytes: pops what was fully sent.
+  void consume(uint64_t bytes);
+  // Drops everything (connection closing).
+  void clear();
+
+ private:
+  struct Segment {
+    const uint8_t* data;
+    uint32_t size;
+    BufferIndex buffer;                 // kNoBuffer when `owned` holds the bytes
+    std::unique_ptr<uint8_t[]> owned;
+  };
+  void pop_front();
+
+  BufferPool* pool_;
+  uint32_t limit_bytes_;
+  std::deque<Segment> segments_;
+  uint32_t head_offset_ = 0;  // bytes of segments_.front() already sent
+  uint64_t queued_bytes_ = 0;
+  uint32_t buffers_held_ = 0;
+};
+
+}  // namespace sluice::core

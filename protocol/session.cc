@@ -1,0 +1,762 @@
+#include "protocol/session.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+#include "core/log.h"
+
+namespace sluice::protocol {
+namespace {
+
+// PostgreSQL's limit on authentication messages (PG_MAX_AUTH_TOKEN_LENGTH).
+constexpr uint32_t kMaxAuthMessage = 65535;
+// Client messages that may arrive while sluice logs in to the target are held, up to this.
+constexpr size_t kMaxHeldClientBytes = 64 * 1024;
+// Login-phase messages from the backend (auth requests, errors, notices, parameters).
+constexpr uint32_t kMaxBackendLoginMessage = 1 << 20;
+constexpr size_t kMaxForwardedParameterValue = 1024;
+
+// Startup parameters passed on to PostgreSQL. Anything else (notably `options`, which
+// can set any GUC) is dropped: nothing from the client is ever spliced into a
+// connection string or SQL, and only known session settings travel.
+constexpr const char* kForwardedParameters[] = {
+    "application_name", "client_encoding", "datestyle", "timezone", "intervalstyle", "extra_float_digits",
+    "search_path", "bytea_output", "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
+    "default_transaction_isolation", "standard_conforming_strings",
+};
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
+}
+
+bool is_forwarded_parameter(std::string_view key) {
+  for (const char* allowed : kForwardedParameters)
+    if (iequals(key, allowed)) return true;
+  return false;
+}
+
+bool truthy(std::string_view v) {
+  return !(v == "false" || v == "0" || v == "off" || v == "no" || v == "f" || v == "n");
+}
+
+uint32_t load_be32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return ntohl(v);
+}
+
+ErrorInfo fatal(const char* sqlstate, std::string message, std::string hint = {}) {
+  ErrorInfo e;
+  e.severity = "FATAL";
+  e.sqlstate = sqlstate;
+  e.message = std::move(message);
+  e.hint = std::move(hint);
+  return e;
+}
+
+}  // namespace
+
+struct Session::ClientSink {
+  Session& s;
+  Disposition on_header(uint8_t type, uint32_t body_length) { return s.client_header(type, body_length); }
+  void on_forward(const uint8_t* data, uint32_t size, core::BufferIndex buffer) {
+    if (buffer == core::kNoBuffer) s.to_backend_.push_copy({data, size});
+    else s.to_backend_.push_buffer_slice(data, size, buffer);
+  }
+  bool on_message(uint8_t type, std::span<const uint8_t> body) { return s.client_message(type, body); }
+};
+
+struct Session::BackendSink {
+  Session& s;
+  Disposition on_header(uint8_t type, uint32_t body_length) { return s.backend_header(type, body_length); }
+  void on_forward(const uint8_t* data, uint32_t size, core::BufferIndex buffer) {
+    if (buffer == core::kNoBuffer) s.to_client_.push_copy({data, size});
+    else s.to_client_.push_buffer_slice(data, size, buffer);
+  }
+  bool on_message(uint8_t type, std::span<const uint8_t> body) { return s.backend_message(type, body); }
+};
+
+Session::Session(const Settings& settings, SessionHost& host, const scram::Key& mock_secret, uint32_t cancel_pid,
+                 uint32_t cancel_secret, std::string peer, std::string reject_sqlstate)
+    : settings_(settings),
+      host_(host),
+      mock_secret_(mock_secret),
+      cancel_pid_(cancel_pid),
+      cancel_secret_(cancel_secret),
+      peer_(std::move(peer)),
+      reject_sqlstate_(std::move(reject_sqlstate)),
+      to_client_(host.buffer_pool(), settings.gateway.send_queue_bytes),
+      to_backend_(host.buffer_pool(), settings.gateway.send_queue_bytes) {
+  deadline_.on_expire = [this] { on_deadline(); };
+  arm_deadline(settings_.gateway.handshake_timeout, "startup and authentication");
+}
+
+Session::~Session() {
+  if (deadline_.armed()) host_.timers().disarm(deadline_);
+}
+
+// ---------------------------------------------------------------------------
+// Client bytes
+// ---------------------------------------------------------------------------
+
+void Session::on_client_data(core::Chunk chunk) {
+  if (state_ == State::closing) return;
+  if (state_ == State::awaiting_startup) {
+    handle_startup_bytes(chunk);
+    if (state_ == State::awaiting_startup || state_ == State::closing || chunk.size == 0) return;
+  }
+  if (state_ == State::ready && deadline_.armed()) host_.timers().disarm(deadline_);  // no longer idle
+  ClientSink sink{*this};
+  client_reader_.feed(chunk, sink);
+  if (state_ == State::closing) return;
+  client_reader_.trim();
+  if (client_terminated_) {
+    host_.flush(Side::backend);
+    close_quietly();
+    return;
+  }
+  if (!to_backend_.empty()) host_.flush(Side::backend);
+  apply_backpressure();
+}
+
+void Session::handle_startup_bytes(core::Chunk& chunk) {
+  while (chunk.size > 0 && state_ == State::awaiting_startup) {
+    // Assemble the length word, then exactly that many bytes.
+    size_t want = 4;
+    if (startup_buffer_.size() >= 4) {
+      const uint32_t length = load_be32(startup_buffer_.data());
+      if (length < 8 || length > kMaxStartupPacketLength) {
+        // PostgreSQL closes without a reply ("invalid length of startup packet").
+        LOG_INFO("%s: invalid startup packet length %u; closing", peer_.c_str(), length);
+        ++counters_.protocol_violations;
+        close_quietly();
+        return;
+      }
+      want = length;
+    }
+    const size_t take = std::min<size_t>(want - startup_buffer_.size(), chunk.size);
+    startup_buffer_.insert(startup_buffer_.end(), chunk.data, chunk.data + take);
+    chunk.data += take;
+    chunk.size -= static_cast<uint32_t>(take);
+    if (startup_buffer_.size() == want && want > 4) {
+      std::vector<uint8_t> packet;
+      packet.swap(startup_buffer_);
+      if (!handle_startup_packet(std::span<const uint8_t>(packet).subspan(4), chunk.size > 0)) return;
+    }
+  }
+}
+
+bool Session::handle_startup_packet(std::span<const uint8_t> body, bool more_bytes_follow) {
+  const uint32_t code = load_be32(body.data());
+  if (code == kCancelRequestCode) {
+    if (body.size() == 12) host_.route_cancel(load_be32(body.data() + 4), load_be32(body.data() + 8));
+    close_quietly();  // PostgreSQL never answers a CancelRequest
+    return false;
+  }
+  if (code == kSslRequestCode || code == kGssEncRequestCode) {
+    const bool ssl = code == kSslRequestCode;
+    bool& answered = ssl ? ssl_answered_ : gss_answered_;
+    if (answered || body.size() != 4) {
+      fail(fatal("08P01", ssl ? "duplicate SSL negotiation request" : "duplicate GSSAPI negotiation request"));
+      return false;
+    }
+    answered = true;
+    send_to_client({'N'});  // encryption is not offered (yet): the client continues in plaintext
+    if (more_bytes_follow) {
+      // CVE-2021-23214: bytes sent before our answer could be injected by a MITM.
+      ++counters_.protocol_violations;
+      fail(fatal("08P01", ssl ? "received unencrypted data after SSL request"
+                              : "received unencrypted data after GSSAPI encryption request"));
+      return false;
+    }
+    host_.flush(Side::client);
+    return true;
+  }
+  const uint32_t major = code >> 16;
+  const uint32_t minor = code & 0xffff;
+  if (major != 3) {
+    fail(fatal("0A000", "unsupported frontend protocol " + std::to_string(major) + "." + std::to_string(minor) +
+                            ": server supports 3.0 to 3.0"));
+    return false;
+  }
+  StartupPacket packet;
+  switch (parse_startup_packet(body, packet)) {
+    case StartupParse::ok: break;
+    case StartupParse::malformed:
+      ++counters_.protocol_violations;
+      fail(fatal("08P01", "invalid startup packet layout: expected terminator as last byte"));
+      return false;
+    case StartupParse::too_many_parameters:
+      ++counters_.protocol_violations;
+      fail(fatal("08P01", "too many startup parameters (sluice accepts " + std::to_string(kMaxStartupParameters) + ")"));
+      return false;
+  }
+  std::vector<std::string> unrecognized;
+  for (const auto& [key, value] : packet.parameters) {
+    if (key.rfind("_pq_.", 0) == 0) unrecognized.push_back(key);
+  }
+  if (minor > 0 || !unrecognized.empty()) send_to_client(negotiate_protocol_version(0, unrecognized));
+
+  const std::string* user = packet.find("user");
+  if (user == nullptr || user->empty()) {
+    fail(fatal("28000", "no PostgreSQL user name specified in startup packet"));
+    return false;
+  }
+  user_ = *user;
+  const std::string* database = packet.find("database");
+  database_ = (database != nullptr && !database->empty()) ? *database : user_;
+  if (const std::string* replication = packet.find("replication"); replication != nullptr && truthy(*replication)) {
+    fail(fatal("0A000", "replication connections are not supported through sluice"));
+    return false;
+  }
+  for (auto& [key, value] : packet.parameters) {
+    if (key == "user" || key == "database" || key == "replication" || key.rfind("_pq_.", 0) == 0) continue;
+    if (is_forwarded_parameter(key) && value.size() <= kMaxForwardedParameterValue) {
+      forwarded_parameters_.emplace_back(std::move(key), std::move(value));
+    } else {
+      LOG_DEBUG("%s: startup parameter '%.64s' is not forwarded", peer_.c_str(), key.c_str());
+    }
+  }
+  if (!reject_sqlstate_.empty()) {
+    fail(fatal(reject_sqlstate_.c_str(), "sorry, too many clients already",
+               "sluice is at [gateway] max_client_connections; retry later or raise the limit"));
+    return false;
+  }
+  gateway_user_ = settings_.find_user(user_);
+  scram_server_ = std::make_unique<scram::ServerExchange>(gateway_user_ ? &gateway_user_->verifier : nullptr, user_,
+                                                          mock_secret_);
+  state_ = State::authenticating;
+  send_to_client(authentication_sasl("SCRAM-SHA-256"));
+  host_.flush(Side::client);
+  return true;
+}
+
+Disposition Session::client_header(uint8_t type, uint32_t body_length) {
+  switch (state_) {
+    case State::authenticating:
+      if (type != 'p') {
+        if (type == 'X') {
+          close_quietly();
+          return Disposition::violation;
+        }
+        ++counters_.protocol_violations;
+        fail(fatal("08P01", "expected SASL response, got message type " + std::to_string(type)));
+        return Disposition::violation;
+      }
+      if (body_length > kMaxAuthMessage) {
+        ++counters_.protocol_violations;
+        fail(fatal("08P01", "invalid message length"));
+        return Disposition::violation;
+      }
+      return Disposition::capture;
+    case State::connecting:
+    case State::ready: {
+      if (!is_frontend_message_type(type)) {
+        ++counters_.protocol_violations;
+        fail(fatal("08P01", "invalid frontend message type " + std::to_string(type)));
+        return Disposition::violation;
+      }
+      const uint32_t limit = frontend_body_limit(type, settings_.gateway.max_message_bytes);
+      if (body_length > limit) {
+        ++counters_.protocol_violations;
+        if (limit == settings_.gateway.max_message_bytes && body_length != 0xffffffffu) {
+          fail(fatal("54000",
+                     std::string(frontend_message_name(type)) + " message of " + std::to_string(body_length) +
+                         " bytes exceeds the gateway's limit of " + std::to_string(limit) + " bytes",
+                     "raise [gateway] max_message_bytes in sluice's configuration"));
+        } else {
+          fail(fatal("08P01", "invalid message length"));
+        }
+        return Disposition::violation;
+      }
+      if (state_ == State::connecting) return Disposition::capture;  // held until the backend is ready
+      if (type == 'X') return Disposition::forward_and_peek;
+      if (type == 'Q' || type == 'S' || type == 'F') ++in_flight_;
+      return Disposition::forward;
+    }
+    case State::awaiting_startup:
+    case State::closing:
+      return Disposition::violation;
+  }
+  return Disposition::violation;
+}
+
+bool Session::client_message(uint8_t type, std::span<const uint8_t> body) {
+  if (state_ == State::authenticating) return handle_client_auth_message(type, body);
+  if (type == 'X') {
+    client_terminated_ = true;
+    return false;
+  }
+  if (state_ == State::connecting || state_ == State::ready) {
+    // A message captured while logging in to the target (completed before or after
+    // the switch to ready): keep it in order behind the login.
+    std::vector<uint8_t> message = MessageBuilder(static_cast<char>(type)).bytes(body).finish();
+    if (type == 'Q' || type == 'S' || type == 'F') ++in_flight_;
+    if (state_ == State::ready) {
+      to_backend_.push_copy(message);
+      return true;
+    }
+    if (held_client_bytes_.size() + message.size() > kMaxHeldClientBytes) {
+      ++counters_.protocol_violations;
+      fail(fatal("08P01", "too much data sent before the session was ready"));
+      return false;
+    }
+    held_client_bytes_.insert(held_client_bytes_.end(), message.begin(), message.end());
+    return true;
+  }
+  return false;
+}
+
+bool Session::handle_client_auth_message(uint8_t type, std::span<const uint8_t> body) {
+  (void)type;  // only 'p' reaches here
+  std::string output;
+  scram::Step step;
+  if (client_auth_step_ == 0) {
+    BodyReader reader(body);
+    std::string_view mechanism;
+    int32_t length = 0;
+    std::span<const uint8_t> data;
+    if (!reader.cstring(mechanism) || !reader.int32(length) || length < 0 ||
+        !reader.bytes(static_cast<size_t>(length), data) || !reader.at_end()) {
+      ++counters_.protocol_violations;
+      fail(fatal("08P01", "malformed SASLInitialResponse message"));
+      return false;
+    }
+    if (mechanism != "SCRAM-SHA-256") {
+      ++counters_.protocol_violations;
+      fail(fatal("08P01", "client selected an invalid SASL authentication mechanism"));
+      return false;
+    }
+    step = scram_server_->on_client_first(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()), output);
+    if (step == scram::Step::continue_exchange) {
+      client_auth_step_ = 1;
+      send_to_client(authentication_sasl_continue(output));
+      host_.flush(Side::client);
+      return true;
+    }
+  } else {
+    step = scram_server_->on_client_final(std::string_view(reinterpret_cast<const char*>(body.data()), body.size()), output);
+    if (step == scram::Step::success) {
+      send_to_client(authentication_sasl_final(output));
+      client_authenticated();
+      return state_ != State::closing;
+    }
+  }
+  if (step == scram::Step::failure) {
+    ++counters_.auth_failures;
+    LOG_WARN("%s: authentication failed for user \"%s\"%s", peer_.c_str(), user_.c_str(),
+             gateway_user_ ? "" : " (no such gateway user)");
+    fail(fatal("28P01", "password authentication failed for user \"" + user_ + "\""));
+  } else {
+    ++counters_.protocol_violations;
+    fail(fatal("08P01", "malformed SCRAM message"));
+  }
+  return false;
+}
+
+void Session::client_authenticated() {
+  scram_server_.reset();
+  target_ = settings_.find_target(database_);
+  if (target_ == nullptr) {
+    fail(fatal("3D000", "database \"" + database_ + "\" does not exist",
+               "sluice has no target of that name; connect with dbname set to one of the gateway's targets"));
+    return;
+  }
+  LOG_DEBUG("%s: user \"%s\" authenticated; connecting to target \"%s\"", peer_.c_str(), user_.c_str(),
+            target_->name.c_str());
+  state_ = State::connecting;
+  backend_login_ = BackendLogin::tcp;
+  arm_deadline(settings_.gateway.connect_timeout, "login to the target");
+  host_.flush(Side::client);
+  host_.connect_backend(*target_);
+}
+
+// ---------------------------------------------------------------------------
+// Backend bytes
+// ---------------------------------------------------------------------------
+
+void Session::on_backend_connected(int error) {
+  if (state_ != State::connecting || backend_login_ != BackendLogin::tcp) return;
+  if (error != 0) {
+    fail_backend_login(std::string("could not connect to ") + target_->address.text + ": " + std::strerror(-error));
+    return;
+  }
+  std::vector<std::pair<std::string, std::string>> parameters;
+  parameters.emplace_back("user", target_->user);
+  parameters.emplace_back("database", target_->database);
+  for (const auto& p : forwarded_parameters_) parameters.push_back(p);
+  forwarded_parameters_.clear();
+  backend_login_ = BackendLogin::awaiting_auth;
+  send_to_backend(startup_message(parameters));
+  host_.flush(Side::backend);
+}
+
+void Session::on_backend_data(core::Chunk chunk) {
+  if (state_ == State::closing) return;
+  BackendSink sink{*this};
+  backend_reader_.feed(chunk, sink);
+  if (state_ == State::closing) return;
+  backend_reader_.trim();
+  if (!to_client_.empty()) host_.flush(Side::client);
+  if (!to_backend_.empty()) host_.flush(Side::backend);
+  apply_backpressure();
+}
+
+Disposition Session::backend_header(uint8_t type, uint32_t body_length) {
+  if (state_ == State::connecting) {
+    if (body_length > kMaxBackendLoginMessage) {
+      fail_backend_login("the server sent an oversized or malformed message during login");
+      return Disposition::violation;
+    }
+    return Disposition::capture;
+  }
+  if (state_ != State::ready) return Disposition::violation;
+  if (!is_backend_message_type(type)) {
+    ++counters_.protocol_violations;
+    LOG_WARN("%s: target \"%s\" sent unexpected message type %u; closing the session", peer_.c_str(),
+             target_->name.c_str(), type);
+    fail(fatal("08P01", "the server sent an unexpected message (type " + std::to_string(type) + "); sluice closed the session"));
+    return Disposition::violation;
+  }
+  const uint32_t limit = backend_body_limit(type, settings_.gateway.max_message_bytes);
+  if (body_length > limit) {
+    ++counters_.protocol_violations;
+    if (body_length != 0xffffffffu && limit == settings_.gateway.max_message_bytes) {
+      fail(fatal("54000",
+                 "the server sent a " + std::string(backend_message_name(type)) + " of " + std::to_string(body_length) +
+                     " bytes, larger than the gateway's limit of " + std::to_string(limit) + " bytes",
+                 "raise [gateway] max_message_bytes in sluice's configuration"));
+    } else {
+      fail(fatal("08P01", "the server sent a message with an invalid length; sluice closed the session"));
+    }
+    return Disposition::violation;
+  }
+  last_backend_message_fatal_ = false;
+  if (type == 'Z' || type == 'E') return Disposition::forward_and_peek;
+  return Disposition::forward;
+}
+
+bool Session::backend_message(uint8_t type, std::span<const uint8_t> body) {
+  if (state_ == State::connecting) return handle_backend_login_message(type, body);
+  if (state_ != State::ready) return false;
+  if (type == 'Z') {
+    transaction_status_ = body.empty() ? 'I' : static_cast<char>(body[0]);
+    if (in_flight_ > 0) --in_flight_;
+    if (idle()) {
+      if (shutting_down_) {
+        maybe_close_for_shutdown();
+        return false;
+      }
+      if (settings_.gateway.idle_timeout.count() > 0) arm_deadline(settings_.gateway.idle_timeout, "idle session");
+    }
+  } else if (type == 'E') {
+    std::vector<ErrorField> fields;
+    if (parse_error_fields(body, fields)) {
+      std::string_view severity = error_field(fields, 'V');
+      if (severity.empty()) severity = error_field(fields, 'S');
+      last_backend_message_fatal_ = severity == "FATAL" || severity == "PANIC";
+    }
+  }
+  return true;
+}
+
+bool Session::handle_backend_login_message(uint8_t type, std::span<const uint8_t> body) {
+  switch (type) {
+    case 'R':
+      return answer_backend_auth(body);
+    case 'S':
+    case 'N': {
+      std::vector<uint8_t> message = MessageBuilder(static_cast<char>(type)).bytes(body).finish();
+      login_replay_.insert(login_replay_.end(), message.begin(), message.end());
+      return true;
+    }
+    case 'K': {
+      BodyReader reader(body);
+      if (!reader.uint32(backend_pid_) || !reader.uint32(backend_secret_) || !reader.at_end()) {
+        fail_backend_login("the server sent a malformed BackendKeyData message");
+        return false;
+      }
+      have_backend_key_ = true;
+      return true;
+    }
+    case 'E': {
+      std::vector<ErrorField> fields;
+      if (!parse_error_fields(body, fields)) {
+        fail_backend_login("the server sent a malformed error during login");
+        return false;
+      }
+      std::string sqlstate(error_field(fields, 'C'));
+      std::string message(error_field(fields, 'M'));
+      // A rejected login of sluice's own role is a gateway configuration problem, not
+      // the client's: say so rather than passing on "password authentication failed".
+      if (sqlstate.rfind("28", 0) == 0 || sqlstate.size() != 5) sqlstate = "08006";
+      fail_backend_login("the server refused the login: " + message, sqlstate.c_str());
+      return false;
+    }
+    case 'Z':
+      if (backend_login_ != BackendLogin::awaiting_ready || body.size() != 1) {
+        fail_backend_login("the server sent ReadyForQuery before completing authentication");
+        return false;
+      }
+      backend_ready(static_cast<char>(body[0]));
+      return state_ == State::ready;
+    default:
+      fail_backend_login(std::string("the server sent an unexpected ") + backend_message_name(type) +
+                         " message during login");
+      return false;
+  }
+}
+
+bool Session::answer_backend_auth(std::span<const uint8_t> body) {
+  BodyReader reader(body);
+  int32_t code = -1;
+  if (!reader.int32(code)) {
+    fail_backend_login("the server sent a malformed authentication request");
+    return false;
+  }
+  // Each request is legal only at its point of the exchange: a server cannot skip
+  // SCRAM's final signature check, nor restart authentication once it succeeded.
+  const bool expected = code == 0    ? (backend_login_ == BackendLogin::awaiting_auth || backend_login_ == BackendLogin::awaiting_ok)
+                        : code == 11 || code == 12 ? backend_login_ == BackendLogin::scram
+                                                   : backend_login_ == BackendLogin::awaiting_auth;
+  if (!expected) {
+    fail_backend_login("the server sent an authentication request out of order (code " + std::to_string(code) + ")");
+    return false;
+  }
+  const std::string& password = target_->password.reveal();
+  std::span<const uint8_t> rest;
+  reader.bytes(reader.remaining(), rest);
+  const std::string_view data(reinterpret_cast<const char*>(rest.data()), rest.size());
+  switch (code) {
+    case 0:  // AuthenticationOk
+      backend_login_ = BackendLogin::awaiting_ready;
+      return true;
+    case 3:  // cleartext password
+    case 5: {  // md5
+      if (password.empty()) {
+        fail_backend_login("the server asks for a password but the target has none configured (password_file or password_env)");
+        return false;
+      }
+      if (code == 3) {
+        send_to_backend(password_message(password));
+      } else {
+        if (rest.size() != 4) {
+          fail_backend_login("the server sent a malformed MD5 authentication request");
+          return false;
+        }
+        send_to_backend(password_message(scram::md5_password_response(target_->user, password, rest.first<4>())));
+      }
+      host_.flush(Side::backend);
+      return true;
+    }
+    case 10: {  // SASL: list of mechanisms
+      bool offered = false;
+      BodyReader mechanisms(rest);
+      std::string_view mechanism;
+      while (mechanisms.cstring(mechanism) && !mechanism.empty()) offered |= mechanism == "SCRAM-SHA-256";
+      if (!offered) {
+        fail_backend_login("the server offers no SASL mechanism sluice supports (SCRAM-SHA-256)");
+        return false;
+      }
+      scram_client_ = std::make_unique<scram::ClientExchange>(password);
+      backend_login_ = BackendLogin::scram;
+      send_to_backend(sasl_initial_response("SCRAM-SHA-256", scram_client_->client_first()));
+      host_.flush(Side::backend);
+      return true;
+    }
+    case 11: {  // SASLContinue
+      std::string output;
+      if (!scram_client_ || scram_client_->on_server_first(data, output) != scram::Step::continue_exchange) {
+        fail_backend_login("the server's SCRAM challenge is malformed");
+        return false;
+      }
+      send_to_backend(sasl_response(output));
+      host_.flush(Side::backend);
+      return true;
+    }
+    case 12:  // SASLFinal
+      if (!scram_client_ || scram_client_->on_server_final(data) != scram::Step::success) {
+        fail_backend_login("the server's SCRAM signature did not verify: it may not be the server this target names");
+        return false;
+      }
+      scram_client_.reset();
+      backend_login_ = BackendLogin::awaiting_ok;
+      return true;
+    default:
+      fail_backend_login("the server asks for an authentication method sluice does not support (code " +
+                         std::to_string(code) + "); allow scram-sha-256, md5 or password for the target's role");
+      return false;
+  }
+}
+
+void Session::backend_ready(char status) {
+  if (!have_backend_key_) LOG_DEBUG("%s: target sent no BackendKeyData; cancel requests cannot be forwarded", peer_.c_str());
+  state_ = State::ready;
+  transaction_status_ = status;
+  host_.timers().disarm(deadline_);
+  send_to_client(authentication_ok());
+  to_client_.push_copy(login_replay_);
+  std::vector<uint8_t>().swap(login_replay_);
+  send_to_client(backend_key_data(cancel_pid_, cancel_secret_));
+  send_to_client(ready_for_query(status));
+  host_.flush(Side::client);
+  LOG_DEBUG("%s: session ready (user \"%s\", target \"%s\")", peer_.c_str(), user_.c_str(), target_->name.c_str());
+  if (!held_client_bytes_.empty()) {
+    to_backend_.push_copy(held_client_bytes_);
+    std::vector<uint8_t>().swap(held_client_bytes_);
+    host_.flush(Side::backend);
+  }
+  if (shutting_down_) maybe_close_for_shutdown();
+}
+
+// ---------------------------------------------------------------------------
+// Lifecycle
+// ---------------------------------------------------------------------------
+
+void Session::on_client_closed(int error) {
+  if (state_ == State::closing) return;
+  if (error != 0) LOG_DEBUG("%s: client connection error: %s", peer_.c_str(), std::strerror(-error));
+  close_quietly();
+}
+
+void Session::on_backend_closed(int error) {
+  if (state_ == State::closing) return;
+  const std::string reason = error == 0 ? "server closed the connection unexpectedly" : std::strerror(-error);
+  if (state_ != State::ready) {
+    fail_backend_login(reason);
+    return;
+  }
+  if (last_backend_message_fatal_) {  // the server already told the client why
+    close_quietly();
+    return;
+  }
+  LOG_INFO("%s: lost the connection to target \"%s\": %s", peer_.c_str(), target_->name.c_str(), reason.c_str());
+  fail(fatal("08006", "lost the connection to target \"" + target_->name + "\": " + reason,
+             "the server may have restarted or terminated this session; reconnect to get a new session"));
+}
+
+void Session::on_sent(Side side) {
+  if (side == Side::client && backend_paused_ && to_client_.below_resume_mark()) {
+    backend_paused_ = false;
+    host_.set_reading(Side::backend, true);
+  }
+  if (side == Side::backend && client_paused_ && to_backend_.below_resume_mark()) {
+    client_paused_ = false;
+    host_.set_reading(Side::client, true);
+  }
+}
+
+void Session::apply_backpressure() {
+  if (!backend_paused_ && to_client_.over_limit()) {
+    backend_paused_ = true;
+    host_.set_reading(Side::backend, false);
+  }
+  if (!client_paused_ && to_backend_.over_limit()) {
+    client_paused_ = true;
+    host_.set_reading(Side::client, false);
+  }
+}
+
+bool Session::accept_cancel(uint32_t secret, uint32_t& backend_pid, uint32_t& backend_secret) const {
+  const bool match = CRYPTO_memcmp(&secret, &cancel_secret_, sizeof secret) == 0;
+  if (!match || !have_backend_key_ || state_ != State::ready) return false;
+  backend_pid = backend_pid_;
+  backend_secret = backend_secret_;
+  return true;
+}
+
+void Session::begin_shutdown() {
+  if (shutting_down_ || state_ == State::closing) return;
+  shutting_down_ = true;
+  if (state_ == State::ready) {
+    maybe_close_for_shutdown();
+  } else if (state_ != State::connecting) {
+    fail(fatal("57P01", "terminating connection because the gateway is shutting down"));
+  }
+  // connecting: backend_ready() closes once the login completes (or the login fails).
+}
+
+void Session::maybe_close_for_shutdown() {
+  if (!idle()) return;
+  send_to_backend(MessageBuilder('X').finish());
+  host_.flush(Side::backend);
+  fail(fatal("57P01", "terminating connection because the gateway is shutting down",
+             "reconnect: another sluice instance or the restarted gateway will serve you"));
+}
+
+void Session::on_write_stalled() {
+  if (state_ == State::closing) return;
+  LOG_WARN("%s: the client did not read its results for %lld ms (write_stall_timeout); closing the session",
+           peer_.c_str(), static_cast<long long>(settings_.gateway.write_stall_timeout.count()));
+  close_quietly();
+}
+
+void Session::arm_deadline(std::chrono::milliseconds delay, const char* what) {
+  deadline_what_ = what;
+  host_.timers().arm(deadline_, static_cast<uint64_t>(delay.count()));
+}
+
+void Session::on_deadline() {
+  switch (state_) {
+    case State::awaiting_startup:
+    case State::authenticating:
+      LOG_INFO("%s: startup and authentication did not finish within handshake_timeout; closing", peer_.c_str());
+      fail(fatal("57014", "canceling authentication due to timeout",
+                 "sluice allows [gateway] handshake_timeout for startup and authentication"));
+      return;
+    case State::connecting:
+      fail_backend_login("the login did not finish within connect_timeout");
+      return;
+    case State::ready:
+      if (idle()) {
+        send_to_backend(MessageBuilder('X').finish());
+        host_.flush(Side::backend);
+        fail(fatal("57P05", "terminating connection due to idle-session timeout",
+                   "sluice closes sessions idle for longer than [gateway] idle_timeout"));
+      }
+      return;
+    case State::closing:
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Output helpers
+// ---------------------------------------------------------------------------
+
+void Session::send_to_client(const std::vector<uint8_t>& bytes) { to_client_.push_copy(bytes); }
+void Session::send_to_backend(const std::vector<uint8_t>& bytes) { to_backend_.push_copy(bytes); }
+
+void Session::fail(const ErrorInfo& error) {
+  if (state_ == State::closing) return;
+  // An error can only be spliced in between whole messages toward the client.
+  if (backend_reader_.at_boundary()) {
+    send_to_client(error_response(error));
+  }
+  LOG_DEBUG("%s: closing: %s %s", peer_.c_str(), error.sqlstate.c_str(), error.message.c_str());
+  state_ = State::closing;
+  if (deadline_.armed()) host_.timers().disarm(deadline_);
+  host_.flush(Side::client);
+  host_.finish();
+}
+
+void Session::fail_backend_login(const std::string& why, const char* sqlstate) {
+  const std::string name = target_ ? target_->name : std::string("?");
+  LOG_WARN("%s: cannot log in to target \"%s\": %s", peer_.c_str(), name.c_str(), why.c_str());
+  fail(fatal(sqlstate, "sluice could not log in to target \"" + name + "\": " + why,
+             "this is a problem between the gateway and the database, not with your credentials; "
+             "the gateway's log has details"));
+}
+
+void Session::close_quietly() {
+  if (state_ == State::closing) return;
+  state_ = State::closing;
+  if (deadline_.armed()) host_.timers().disarm(deadline_);
+  host_.finish();
+}
+
+}  // namespace sluice::protocol

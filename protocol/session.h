@@ -1,0 +1,189 @@
+// One client session: the client connection, sluice's own authentication of the
+// client (SCRAM-SHA-256), the login to the target PostgreSQL with the credential
+// sluice holds, and header-driven forwarding in both directions.
+//
+// The session does no I/O itself. Its host (tools/gateway.cc on io_uring, or a
+// deterministic fake in the tests) feeds it received bytes and events and carries
+// out what it asks through SessionHost. That is what lets tests inject short reads,
+// short writes, errors and timeouts at any byte.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/buffer_pool.h"
+#include "core/out_queue.h"
+#include "core/timer_wheel.h"
+#include "protocol/frame_reader.h"
+#include "protocol/scram.h"
+#include "protocol/settings.h"
+#include "protocol/wire.h"
+
+namespace sluice::protocol {
+
+enum class Side : uint8_t { client = 0, backend = 1 };
+
+// What a session needs from the shard that hosts it.
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  // Bytes were queued on the session's out(side): send them when possible. The host
+  // calls Session::on_sent(side) after progress.
+  virtual void flush(Side side) = 0;
+  // Backpressure: stop (false) or resume (true) reading from `side`.
+  virtual void set_reading(Side side, bool enabled) = 0;
+  // Open a TCP connection to the target; the outcome arrives via on_backend_connected.
+  virtual void connect_backend(const Target& target) = 0;
+  // The session is over: flush what is queued for the client (bounded in time by the
+  // host), then close both connections and destroy the session. No call after this.
+  virtual void finish() = 0;
+  // A CancelRequest arrived on this (fresh) connection with this key.
+  virtual void route_cancel(uint32_t pid, uint32_t secret) = 0;
+  virtual core::BufferPool* buffer_pool() = 0;
+  virtual core::TimerWheel& timers() = 0;
+};
+
+struct SessionCounters {
+  uint64_t auth_failures = 0;
+  uint64_t protocol_violations = 0;
+};
+
+class Session {
+ public:
+  enum class State {
+    awaiting_startup,  // nothing but SSLRequest/GSSENCRequest/CancelRequest seen; no StartupMessage yet
+    authenticating,    // StartupMessage accepted; SCRAM exchange with the client under way
+    connecting,        // client authenticated; connecting and logging in to the target
+    ready,             // logged in on both sides: forwarding messages both ways
+    closing,           // finish() requested: nothing more is read or forwarded
+  };
+
+  // cancel_pid/secret: the BackendKeyData sluice gives this client (the host encodes
+  // its shard and slot in pid so a CancelRequest can be routed without shared state).
+  // reject_sqlstate non-empty: the connection is over a limit; it is answered with
+  // that error after its StartupMessage (53300 for too many clients).
+  Session(const Settings& settings, SessionHost& host, const scram::Key& mock_secret, uint32_t cancel_pid,
+          uint32_t cancel_secret, std::string peer, std::string reject_sqlstate = {});
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // --- events from the host ---
+  void on_client_data(core::Chunk chunk);
+  void on_backend_data(core::Chunk chunk);
+  // error: 0 for an orderly EOF, else a negative errno.
+  void on_client_closed(int error);
+  void on_backend_closed(int error);
+  void on_backend_connected(int error);
+  // The host made progress sending out(side); may resume reading the other side.
+  void on_sent(Side side);
+  // A CancelRequest for this session (possibly relayed from another shard). Returns
+  // the backend key to forward, or false if the secret does not match (constant time).
+  bool accept_cancel(uint32_t secret, uint32_t& backend_pid, uint32_t& backend_secret) const;
+  // Graceful shutdown: close when the session is idle (now, or when the running
+  // transaction and queries finish).
+  void begin_shutdown();
+  // The host's write-stall timer fired: the client stopped reading its results.
+  void on_write_stalled();
+
+  core::OutQueue& out(Side side) { return side == Side::client ? to_client_ : to_backend_; }
+  State state() const { return state_; }
+  const Target* target() const { return target_; }
+  const std::string& user() const { return user_; }
+  // True when the client is between transactions and nothing is in flight.
+  bool idle() const { return state_ == State::ready && in_flight_ == 0 && transaction_status_ == 'I'; }
+  const SessionCounters& counters() const { return counters_; }
+
+  // Frame-reader sinks (public for the template; not an API).
+  struct ClientSink;
+  struct BackendSink;
+
+ private:
+  // Login to the target: tcp connect -> StartupMessage sent (awaiting_auth) -> [SCRAM
+  // exchange (scram) -> server signature verified (awaiting_ok)] -> AuthenticationOk
+  // (awaiting_ready: ParameterStatus/BackendKeyData until ReadyForQuery).
+  enum class BackendLogin { none, tcp, awaiting_auth, scram, awaiting_ok, awaiting_ready };
+
+  // Client side, before `ready`.
+  void handle_startup_bytes(core::Chunk& chunk);
+  bool handle_startup_packet(std::span<const uint8_t> body, bool more_bytes_follow);
+  bool handle_client_auth_message(uint8_t type, std::span<const uint8_t> body);
+  void client_authenticated();
+  // Backend side, before `ready`.
+  bool handle_backend_login_message(uint8_t type, std::span<const uint8_t> body);
+  bool answer_backend_auth(std::span<const uint8_t> body);
+  void backend_ready(char status);
+  // Forwarding.
+  Disposition client_header(uint8_t type, uint32_t body_length);
+  Disposition backend_header(uint8_t type, uint32_t body_length);
+  bool client_message(uint8_t type, std::span<const uint8_t> body);
+  bool backend_message(uint8_t type, std::span<const uint8_t> body);
+  void apply_backpressure();
+
+  void send_to_client(const std::vector<uint8_t>& bytes);
+  void send_to_backend(const std::vector<uint8_t>& bytes);
+  // Sends a FATAL error to the client (if the client stream is at a message boundary)
+  // and finishes the session.
+  void fail(const ErrorInfo& error);
+  void fail_backend_login(const std::string& why, const char* sqlstate = "08006");
+  void close_quietly();
+  void arm_deadline(std::chrono::milliseconds delay, const char* what);
+  void on_deadline();
+  void maybe_close_for_shutdown();
+
+  const Settings& settings_;
+  SessionHost& host_;
+  const scram::Key& mock_secret_;
+  const uint32_t cancel_pid_;
+  const uint32_t cancel_secret_;
+  const std::string peer_;
+  const std::string reject_sqlstate_;
+
+  State state_ = State::awaiting_startup;
+  BackendLogin backend_login_ = BackendLogin::none;
+
+  // Startup packet assembly (untyped: a length word, then the body).
+  std::vector<uint8_t> startup_buffer_;
+  bool ssl_answered_ = false;
+  bool gss_answered_ = false;
+
+  std::string user_;
+  std::string database_;
+  std::vector<std::pair<std::string, std::string>> forwarded_parameters_;
+  const GatewayUser* gateway_user_ = nullptr;
+  const Target* target_ = nullptr;
+  std::unique_ptr<scram::ServerExchange> scram_server_;
+  std::unique_ptr<scram::ClientExchange> scram_client_;
+  int client_auth_step_ = 0;  // 0: expect SASLInitialResponse, 1: expect SASLResponse
+
+  // Messages the backend sent during login (ParameterStatus, NoticeResponse), replayed
+  // to the client after AuthenticationOk.
+  std::vector<uint8_t> login_replay_;
+  // Client messages that arrived while sluice was still logging in to the target.
+  std::vector<uint8_t> held_client_bytes_;
+  uint32_t backend_pid_ = 0;
+  uint32_t backend_secret_ = 0;
+  bool have_backend_key_ = false;
+
+  FrameReader client_reader_;
+  FrameReader backend_reader_;
+  core::OutQueue to_client_;
+  core::OutQueue to_backend_;
+  bool client_paused_ = false;   // we stopped reading the client (backend queue full)
+  bool backend_paused_ = false;  // we stopped reading the backend (client queue full)
+
+  // Queries and Syncs sent but not yet answered by ReadyForQuery.
+  uint32_t in_flight_ = 0;
+  char transaction_status_ = 'I';
+  bool last_backend_message_fatal_ = false;
+  bool client_terminated_ = false;
+  bool shutting_down_ = false;
+
+  core::TimerNode deadline_;
+  const char* deadline_what_ = "";
+  SessionCounters counters_;
+};
+
+}  // namespace sluice::protocol

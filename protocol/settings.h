@@ -1,0 +1,92 @@
+// What the operator configured for the protocol layer: listeners, limits, targets
+// (the databases clients reach) and gateway users. Filled by tools/config; read-only
+// after boot (each shard gets a pointer to one immutable Settings).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/log.h"
+#include "protocol/scram.h"
+
+namespace sluice::protocol {
+
+// A resolved socket address plus the text the operator wrote (for messages).
+struct SocketAddress {
+  std::string text;
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+};
+
+// A value that must never be logged or sent to a client (backend passwords).
+// It has no stream operator on purpose.
+class Secret {
+ public:
+  Secret() = default;
+  explicit Secret(std::string value) : value_(std::move(value)) {}
+  const std::string& reveal() const { return value_; }
+  bool empty() const { return value_.empty(); }
+
+ private:
+  std::string value_;
+};
+
+struct GatewaySettings {
+  std::vector<SocketAddress> listen;  // at least one
+  unsigned shards = 0;                // 0 = one per online CPU
+  uint32_t max_client_connections = 1000;
+  // Cap on any single message in either direction (DataRow, Query, Bind, CopyData...).
+  uint32_t max_message_bytes = 64u << 20;
+  std::chrono::milliseconds handshake_timeout{10'000};     // startup + auth, whole phase
+  std::chrono::milliseconds connect_timeout{5'000};        // TCP connect + login to the target
+  std::chrono::milliseconds idle_timeout{0};               // 0 = never close idle sessions
+  std::chrono::milliseconds write_stall_timeout{60'000};   // client not reading its results
+  std::chrono::milliseconds shutdown_grace{30'000};        // SIGTERM: time given to running transactions
+  // Per direction: stop reading from the source once this many bytes wait to be sent.
+  uint32_t send_queue_bytes = 256u << 10;
+  uint32_t recv_buffer_bytes = 16u << 10;   // size of one provided receive buffer
+  uint32_t recv_buffers_per_shard = 4096;   // power of two, <= 32768
+  core::LogLevel log_level = core::LogLevel::info;
+};
+
+// A database clients reach by asking for `name` as their dbname.
+struct Target {
+  std::string name;
+  std::string host;
+  uint16_t port = 5432;
+  std::string database;
+  std::string user;
+  Secret password;         // from password_file or password_env; may be empty (trust auth)
+  SocketAddress address;   // host:port resolved at config load
+};
+
+// A user sluice itself authenticates with SCRAM-SHA-256.
+struct GatewayUser {
+  std::string name;
+  scram::Verifier verifier;
+  std::vector<std::string> groups;
+};
+
+struct Settings {
+  GatewaySettings gateway;
+  std::vector<Target> targets;
+  std::vector<GatewayUser> users;
+
+  const Target* find_target(std::string_view name) const {
+    for (const auto& t : targets)
+      if (t.name == name) return &t;
+    return nullptr;
+  }
+  const GatewayUser* find_user(std::string_view name) const {
+    for (const auto& u : users)
+      if (u.name == name) return &u;
+    return nullptr;
+  }
+};
+
+}  // namespace sluice::protocol

@@ -1,0 +1,568 @@
+#include "tools/gateway.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+
+#include "core/log.h"
+
+namespace sluice::tools {
+namespace {
+
+using core::OpKind;
+using core::Tag;
+using protocol::Side;
+
+constexpr int kClient = 0;
+constexpr int kBackend = 1;
+constexpr uint32_t kTickMs = 50;
+constexpr uint64_t kFinishGraceMs = 2000;   // time to flush a final error before closing
+constexpr int kMaxCancelForwarders = 64;
+
+int64_t monotonic_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+std::string peer_name(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "client";
+  char host[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (ss.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    port = ntohs(in->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    port = ntohs(in6->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+void set_nodelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+}  // namespace
+
+// One client connection and its backend connection.
+//
+// Ops in the kernel are tracked exactly: recv_armed[s] is true exactly when a
+// multishot recv on side s has not yet posted its final completion; send_in_flight[s]
+// exactly when a sendmsg is in the kernel; connecting exactly when a connect is. A
+// slot is freed only when none is, because the kernel may still read the iovecs and
+// the buffers those ops point to.
+struct Shard::Connection final : protocol::SessionHost {
+  enum class Phase {
+    active,      // session running
+    finishing,   // session over: flushing its last bytes (bounded by finish_timer)
+    tearing_down,  // sockets shut down: waiting for in-flight ops to complete
+  };
+
+  Shard& shard;
+  uint32_t slot;
+  uint32_t generation;
+  Phase phase = Phase::active;
+  int fd[2] = {-1, -1};
+  bool recv_armed[2] = {false, false};
+  bool recv_wanted[2] = {true, true};
+  bool send_in_flight[2] = {false, false};
+  bool connecting = false;
+  bool peer_gone[2] = {false, false};  // EOF or error seen: never send or recv again
+  bool queued_for_reap = false;
+  bool counted = false;  // holds one unit of the global connection count
+  msghdr message[2]{};
+  iovec iov[2][16];
+  uint64_t last_client_progress_tick = 0;
+  core::TimerNode stall_timer;
+  core::TimerNode finish_timer;
+  std::unique_ptr<protocol::Session> session;
+
+  Connection(Shard& s, uint32_t sl, uint32_t gen) : shard(s), slot(sl), generation(gen) {
+    stall_timer.on_expire = [this] { on_stall_timer(); };
+    finish_timer.on_expire = [this] { shard.begin_teardown(*this); };
+  }
+  ~Connection() override {
+    session.reset();  // first: the session's own timer is disarmed through this host
+    if (stall_timer.armed()) shard.timers_.disarm(stall_timer);
+    if (finish_timer.armed()) shard.timers_.disarm(finish_timer);
+  }
+
+  Tag tag(OpKind op, int side) const { return Tag{op, static_cast<uint8_t>(side), slot, generation}; }
+  bool ops_in_flight() const {
+    return recv_armed[0] || recv_armed[1] || send_in_flight[0] || send_in_flight[1] || connecting;
+  }
+
+  void on_stall_timer() {
+    if (phase != Phase::active || !session || session->out(Side::client).empty()) return;
+    const uint64_t idle_ticks = shard.timers_.now_tick() - last_client_progress_tick;
+    const uint64_t limit_ms = static_cast<uint64_t>(shard.settings_.gateway.write_stall_timeout.count());
+    const uint64_t idle_ms = idle_ticks * shard.timers_.tick_ms();
+    if (idle_ms < limit_ms) {
+      shard.timers_.arm(stall_timer, limit_ms - idle_ms);
+      return;
+    }
+    session->on_write_stalled();
+  }
+
+  // --- SessionHost ---
+  void flush(Side side) override {
+    const int s = side == Side::client ? kClient : kBackend;
+    if (s == kClient && !stall_timer.armed() && !session->out(Side::client).empty()) {
+      last_client_progress_tick = shard.timers_.now_tick();
+      shard.timers_.arm(stall_timer, static_cast<uint64_t>(shard.settings_.gateway.write_stall_timeout.count()));
+    }
+    shard.start_send(*this, s);
+  }
+  void set_reading(Side side, bool enabled) override {
+    const int s = side == Side::client ? kClient : kBackend;
+    recv_wanted[s] = enabled;
+    if (enabled) {
+      shard.arm_recv(*this, s);
+    } else if (recv_armed[s]) {
+      shard.reactor_.cancel(tag(OpKind::recv, s));  // its final completion clears recv_armed
+    }
+  }
+  void connect_backend(const protocol::Target& target) override {
+    const sockaddr* address = reinterpret_cast<const sockaddr*>(&target.address.storage);
+    const int backend = ::socket(address->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (backend < 0) {
+      session->on_backend_connected(-errno);
+      return;
+    }
+    set_nodelay(backend);
+    fd[kBackend] = backend;
+    connecting = true;
+    shard.reactor_.connect(backend, address, target.address.length, tag(OpKind::connect, kBackend));
+  }
+  void finish() override {
+    if (phase != Phase::active) return;
+    phase = Phase::finishing;
+    shard.timers_.arm(finish_timer, kFinishGraceMs);
+    shard.queue_for_reap(*this);
+  }
+  void route_cancel(uint32_t pid, uint32_t secret) override {
+    const uint32_t target_shard = pid >> kSlotBits;
+    const uint32_t target_slot = pid & ((1u << kSlotBits) - 1);
+    if (target_shard >= shard.shared_.ring_fds.size()) return;  // forged: drop silently, like PostgreSQL
+    if (static_cast<int>(target_shard) == shard.index_) {
+      shard.deliver_cancel(target_slot, secret);
+    } else {
+      shard.reactor_.msg_ring(shard.shared_.ring_fds[target_shard], static_cast<int32_t>(secret),
+                              Tag{OpKind::cross_shard, 0, target_slot, 0});
+    }
+  }
+  core::BufferPool* buffer_pool() override { return &shard.reactor_; }
+  core::TimerWheel& timers() override { return shard.timers_; }
+};
+
+// Sends one CancelRequest to a backend: connect, write 16 bytes, close.
+struct Shard::CancelForwarder {
+  bool busy = false;
+  int fd = -1;
+  std::vector<uint8_t> packet;
+  const protocol::Target* target = nullptr;
+};
+
+Shard::Shard(int index, GatewayShared& shared)
+    : index_(index), shared_(shared), settings_(*shared.settings), timers_(kTickMs, 4096) {
+  drain_deadline_.on_expire = [this] {
+    LOG_WARN("shutdown_grace elapsed with %u session(s) still busy; closing them", live_connections_);
+    for (auto& conn : slots_)
+      if (conn) begin_teardown(*conn);
+  };
+}
+
+Shard::~Shard() {
+  close_listeners();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  for (auto& f : forwarders_)
+    if (f && f->fd >= 0) ::close(f->fd);
+}
+
+bool Shard::init(std::string& problem) {
+  core::Reactor::Options options;
+  options.buffer_size = settings_.gateway.recv_buffer_bytes;
+  options.buffer_count = settings_.gateway.recv_buffers_per_shard;
+  if (!reactor_.init(options, problem)) return false;
+  wake_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (wake_fd_ < 0) {
+    problem = std::string("eventfd: ") + std::strerror(errno);
+    return false;
+  }
+  for (const auto& address : settings_.gateway.listen) {
+    const auto* sa = reinterpret_cast<const sockaddr*>(&address.storage);
+    const int fd = ::socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 || bind(fd, sa, address.length) != 0 ||
+        listen(fd, 4096) != 0) {
+      problem = "cannot listen on " + address.text + ": " + std::strerror(errno);
+      if (fd >= 0) ::close(fd);
+      return false;
+    }
+    listen_fds_.push_back(fd);
+    accept_armed_.push_back(false);
+  }
+  slots_.resize(shared_.slots_per_shard);
+  generations_.assign(shared_.slots_per_shard, 0);
+  free_slots_.reserve(shared_.slots_per_shard);
+  for (uint32_t i = shared_.slots_per_shard; i-- > 0;) free_slots_.push_back(i);
+  for (int i = 0; i < kMaxCancelForwarders; ++i) forwarders_.push_back(std::make_unique<CancelForwarder>());
+  return true;
+}
+
+void Shard::arm_listeners() {
+  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+    if (listen_fds_[i] >= 0 && !accept_armed_[i]) {
+      reactor_.accept_multishot(listen_fds_[i], Tag{OpKind::accept, 0, static_cast<uint32_t>(i), 0});
+      accept_armed_[i] = true;
+    }
+  }
+}
+
+void Shard::close_listeners() {
+  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+    if (listen_fds_[i] < 0) continue;
+    // shutdown() ends the multishot accept (its final completion arrives); then close.
+    ::shutdown(listen_fds_[i], SHUT_RDWR);
+    ::close(listen_fds_[i]);
+    listen_fds_[i] = -1;
+  }
+}
+
+void Shard::run() {
+  core::set_log_shard(index_);
+  arm_listeners();
+  reactor_.read_eventfd(wake_fd_, &wake_value_, Tag{OpKind::wake});
+  reactor_.tick_after(kTickMs);
+  last_tick_ms_ = monotonic_ms();
+  while (!stop_) {
+    reactor_.wait([this](const core::Completion& c) { dispatch(c); });
+    reap();
+    // Receives stopped for lack of buffers resume once a good share is free again.
+    if (!starved_.empty() && reactor_.buffers_free() > settings_.gateway.recv_buffers_per_shard / 8) {
+      std::vector<Connection*> starved;
+      starved.swap(starved_);
+      for (Connection* conn : starved) {
+        if (conn->phase != Connection::Phase::active) continue;
+        for (int s = 0; s < 2; ++s) arm_recv(*conn, s);
+      }
+    }
+    if (draining_ && live_connections_ == 0) stop_ = true;
+  }
+  LOG_DEBUG("shard %d stopped", index_);
+}
+
+Shard::Connection* Shard::lookup(const Tag& tag) {
+  if (tag.slot >= slots_.size()) return nullptr;
+  Connection* conn = slots_[tag.slot].get();
+  if (conn == nullptr || conn->generation != tag.generation) return nullptr;  // stale completion
+  return conn;
+}
+
+void Shard::dispatch(const core::Completion& c) {
+  switch (c.tag.op) {
+    case OpKind::accept:
+      on_accept(c);
+      return;
+    case OpKind::recv:
+      if (Connection* conn = lookup(c.tag)) on_recv(*conn, c.tag.side, c);
+      return;
+    case OpKind::send:
+      if (Connection* conn = lookup(c.tag)) on_send(*conn, c.tag.side, c);
+      return;
+    case OpKind::connect:
+      if (Connection* conn = lookup(c.tag)) on_connect(*conn, c);
+      return;
+    case OpKind::tick:
+      on_tick();
+      return;
+    case OpKind::wake:
+      on_wake(wake_value_);
+      return;
+    case OpKind::cross_shard:
+      deliver_cancel(c.tag.slot, static_cast<uint32_t>(c.result));
+      return;
+    case OpKind::msg_sent:
+      if (c.result < 0) LOG_WARN("relaying a cancel request to another shard failed: %s", std::strerror(-c.result));
+      return;
+    case OpKind::cancel_connect:
+    case OpKind::cancel_send:
+      on_cancel_forwarder(c);
+      return;
+    case OpKind::close:
+    case OpKind::cancel:
+    case OpKind::none:
+      return;  // results deliberately ignored
+  }
+}
+
+void Shard::on_accept(const core::Completion& c) {
+  const uint32_t listener = c.tag.slot;
+  if (!c.more()) accept_armed_[listener] = false;
+  if (c.result < 0) {
+    // EMFILE/ENFILE/ENOBUFS/ENOMEM: out of resources; the listener stays armed (or is
+    // re-armed below) and the kernel queue holds the client until we can take it.
+    if (c.result != -ECANCELED && c.result != -EINVAL && (accept_errors_logged_++ % 1000) == 0)
+      LOG_WARN("accept failed: %s", std::strerror(-c.result));
+  } else {
+    const int fd = c.result;
+    if (draining_ || free_slots_.empty()) {
+      // The table is full even for rejections: close without a word (bounded memory wins).
+      ::close(fd);
+    } else {
+      const uint32_t slot = free_slots_.back();
+      free_slots_.pop_back();
+      const uint32_t generation = ++generations_[slot];
+      auto conn = std::make_unique<Connection>(*this, slot, generation);
+      conn->fd[kClient] = fd;
+      set_nodelay(fd);
+      const uint32_t count = shared_.client_connections.fetch_add(1, std::memory_order_relaxed) + 1;
+      conn->counted = true;
+      std::string reject;
+      if (count > settings_.gateway.max_client_connections) reject = "53300";
+      uint32_t secret = 0;
+      protocol::scram::random_bytes({reinterpret_cast<uint8_t*>(&secret), sizeof secret});
+      const uint32_t pid = (static_cast<uint32_t>(index_) << kSlotBits) | slot;
+      conn->session = std::make_unique<protocol::Session>(settings_, *conn, shared_.mock_secret, pid, secret,
+                                                          peer_name(fd), std::move(reject));
+      Connection& ref = *conn;
+      slots_[slot] = std::move(conn);
+      ++live_connections_;
+      arm_recv(ref, kClient);
+    }
+  }
+  if (!draining_) arm_listeners();
+}
+
+void Shard::arm_recv(Connection& conn, int side) {
+  if (conn.phase != Connection::Phase::active || conn.recv_armed[side] || !conn.recv_wanted[side] ||
+      conn.peer_gone[side] || conn.fd[side] < 0 || (side == kBackend && conn.connecting))
+    return;
+  conn.recv_armed[side] = true;
+  reactor_.recv_multishot(conn.fd[side], conn.tag(OpKind::recv, side));
+}
+
+void Shard::on_recv(Connection& conn, int side, const core::Completion& c) {
+  if (!c.more()) conn.recv_armed[side] = false;
+  if (conn.phase != Connection::Phase::active) return;  // buffer (if any) is released by the reactor
+  protocol::Session& session = *conn.session;
+  if (c.result > 0) {
+    if (!c.has_buffer()) return;
+    const core::Chunk chunk{reactor_.buffer_data(c.buffer()), static_cast<uint32_t>(c.result), c.buffer()};
+    if (side == kClient) session.on_client_data(chunk);
+    else session.on_backend_data(chunk);
+  } else if (c.result == 0 || (c.result != -ENOBUFS && c.result != -ECANCELED)) {
+    // EOF, or a socket error (ECONNRESET, ETIMEDOUT...): this side is over.
+    conn.peer_gone[side] = true;
+    if (side == kClient) session.on_client_closed(c.result);
+    else session.on_backend_closed(c.result);
+    return;
+  } else if (c.result == -ENOBUFS) {
+    starved_.push_back(&conn);  // the shard's buffers are all in use: retry when some return
+    return;
+  }
+  if (!conn.recv_armed[side]) arm_recv(conn, side);  // multishot ended (or was cancelled): re-arm if wanted
+}
+
+void Shard::start_send(Connection& conn, int side) {
+  if (conn.send_in_flight[side] || conn.fd[side] < 0 || conn.peer_gone[side] || conn.phase == Connection::Phase::tearing_down)
+    return;
+  if (side == kBackend && conn.connecting) return;
+  core::OutQueue& queue = conn.session->out(side == kClient ? Side::client : Side::backend);
+  if (queue.empty()) return;
+  msghdr& message = conn.message[side];
+  message = msghdr{};
+  message.msg_iov = conn.iov[side];
+  message.msg_iovlen = static_cast<size_t>(queue.prepare_iovecs(conn.iov[side], 16));
+  conn.send_in_flight[side] = true;
+  reactor_.sendmsg(conn.fd[side], &message, conn.tag(OpKind::send, side));
+}
+
+void Shard::on_send(Connection& conn, int side, const core::Completion& c) {
+  conn.send_in_flight[side] = false;
+  const Side which = side == kClient ? Side::client : Side::backend;
+  if (c.result < 0) {
+    // EPIPE/ECONNRESET: the peer is gone. Anything queued for it is dropped with the session.
+    conn.peer_gone[side] = true;
+    if (conn.phase == Connection::Phase::active) {
+      if (side == kClient) conn.session->on_client_closed(c.result);
+      else conn.session->on_backend_closed(c.result);
+    }
+    if (conn.phase == Connection::Phase::finishing) queue_for_reap(conn);
+    return;
+  }
+  core::OutQueue& queue = conn.session->out(which);
+  queue.consume(static_cast<uint64_t>(c.result));
+  if (side == kClient) conn.last_client_progress_tick = timers_.now_tick();
+  if (conn.phase == Connection::Phase::active) conn.session->on_sent(which);
+  if (!queue.empty()) {
+    start_send(conn, side);
+  } else if (side == kClient && conn.stall_timer.armed()) {
+    timers_.disarm(conn.stall_timer);
+  }
+  if (conn.phase == Connection::Phase::finishing) queue_for_reap(conn);
+}
+
+void Shard::on_connect(Connection& conn, const core::Completion& c) {
+  conn.connecting = false;
+  if (conn.phase != Connection::Phase::active) {
+    queue_for_reap(conn);
+    return;
+  }
+  if (c.result < 0) {
+    conn.peer_gone[kBackend] = true;
+    conn.session->on_backend_connected(c.result);
+    return;
+  }
+  arm_recv(conn, kBackend);
+  conn.session->on_backend_connected(0);
+}
+
+void Shard::begin_teardown(Connection& conn) {
+  if (conn.phase == Connection::Phase::tearing_down) return;
+  conn.phase = Connection::Phase::tearing_down;
+  if (conn.stall_timer.armed()) timers_.disarm(conn.stall_timer);
+  if (conn.finish_timer.armed()) timers_.disarm(conn.finish_timer);
+  // shutdown() completes pending recvs (EOF) and sends (EPIPE) promptly.
+  for (int s = 0; s < 2; ++s) {
+    if (conn.fd[s] >= 0) ::shutdown(conn.fd[s], SHUT_RDWR);
+    if (conn.recv_armed[s]) reactor_.cancel(conn.tag(OpKind::recv, s));
+  }
+  queue_for_reap(conn);
+}
+
+// Moves finishing connections along once their last bytes are out, and frees torn-down
+// connections once the kernel holds no op of theirs.
+void Shard::reap() {
+  if (to_reap_.empty()) return;
+  std::vector<Connection*> pending;
+  pending.swap(to_reap_);
+  for (Connection* conn : pending) {
+    conn->queued_for_reap = false;
+    if (conn->phase == Connection::Phase::finishing) {
+      const bool client_done = conn->peer_gone[kClient] || conn->session->out(Side::client).empty();
+      const bool backend_done = conn->peer_gone[kBackend] || conn->fd[kBackend] < 0 || conn->connecting ||
+                                conn->session->out(Side::backend).empty();
+      if (client_done && backend_done && !conn->send_in_flight[kClient] && !conn->send_in_flight[kBackend]) {
+        begin_teardown(*conn);
+      } else {
+        start_send(*conn, kClient);
+        start_send(*conn, kBackend);
+        continue;  // re-queued by the send completion (or finish_timer forces teardown)
+      }
+    }
+    if (conn->phase == Connection::Phase::tearing_down) {
+      if (conn->ops_in_flight()) {
+        queue_for_reap(*conn);  // still waiting for completions; re-checked after each batch
+      } else {
+        free_slot(*conn);
+      }
+    }
+  }
+}
+
+void Shard::queue_for_reap(Connection& conn) {
+  if (conn.queued_for_reap) return;
+  conn.queued_for_reap = true;
+  to_reap_.push_back(&conn);
+}
+
+void Shard::free_slot(Connection& conn) {
+  for (int s = 0; s < 2; ++s) {
+    if (conn.fd[s] >= 0) ::close(conn.fd[s]);
+    conn.fd[s] = -1;
+  }
+  if (conn.counted) shared_.client_connections.fetch_sub(1, std::memory_order_relaxed);
+  // No list may keep a pointer to a destroyed connection.
+  std::erase(starved_, &conn);
+  std::erase(to_reap_, &conn);
+  const uint32_t slot = conn.slot;
+  slots_[slot].reset();
+  free_slots_.push_back(slot);
+  --live_connections_;
+}
+
+void Shard::on_tick() {
+  // Advance by elapsed time, not by tick count, so a busy loop does not slow timers.
+  const int64_t now = monotonic_ms();
+  while (now - last_tick_ms_ >= static_cast<int64_t>(kTickMs)) {
+    last_tick_ms_ += kTickMs;
+    timers_.advance();
+  }
+  reactor_.tick_after(kTickMs);
+}
+
+void Shard::on_wake(uint64_t value) {
+  if (value >= kTerminate) {
+    draining_ = true;
+    close_listeners();
+    for (auto& conn : slots_)
+      if (conn) begin_teardown(*conn);
+    if (live_connections_ == 0) stop_ = true;
+  } else if (!draining_) {
+    draining_ = true;
+    close_listeners();
+    LOG_INFO("draining %u session(s) (up to shutdown_grace)", live_connections_);
+    for (auto& conn : slots_)
+      if (conn && conn->phase == Connection::Phase::active) conn->session->begin_shutdown();
+    timers_.arm(drain_deadline_, static_cast<uint64_t>(settings_.gateway.shutdown_grace.count()));
+  }
+  reactor_.read_eventfd(wake_fd_, &wake_value_, Tag{OpKind::wake});
+}
+
+void Shard::deliver_cancel(uint32_t slot, uint32_t secret) {
+  if (slot >= slots_.size() || !slots_[slot]) return;
+  Connection& conn = *slots_[slot];
+  uint32_t pid = 0, backend_secret = 0;
+  if (conn.phase != Connection::Phase::active || !conn.session->accept_cancel(secret, pid, backend_secret)) {
+    LOG_DEBUG("cancel request with a key that matches no session dropped");
+    return;
+  }
+  forward_cancel(*conn.session->target(), pid, backend_secret);
+}
+
+void Shard::forward_cancel(const protocol::Target& target, uint32_t pid, uint32_t secret) {
+  for (size_t i = 0; i < forwarders_.size(); ++i) {
+    CancelForwarder& f = *forwarders_[i];
+    if (f.busy) continue;
+    const auto* address = reinterpret_cast<const sockaddr*>(&target.address.storage);
+    f.fd = ::socket(address->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (f.fd < 0) return;
+    f.busy = true;
+    f.target = &target;
+    f.packet = protocol::cancel_request(pid, secret);
+    reactor_.connect(f.fd, address, target.address.length, Tag{OpKind::cancel_connect, 0, static_cast<uint32_t>(i), 0});
+    return;
+  }
+  LOG_WARN("too many cancel requests in flight; one was dropped");
+}
+
+void Shard::on_cancel_forwarder(const core::Completion& c) {
+  if (c.tag.slot >= forwarders_.size()) return;
+  CancelForwarder& f = *forwarders_[c.tag.slot];
+  if (c.tag.op == OpKind::cancel_connect && c.result == 0) {
+    reactor_.send(f.fd, f.packet.data(), f.packet.size(), Tag{OpKind::cancel_send, 0, c.tag.slot, 0});
+    return;
+  }
+  if (c.result < 0) LOG_WARN("forwarding a cancel request to target \"%s\" failed: %s", f.target->name.c_str(), std::strerror(-c.result));
+  ::close(f.fd);
+  f.fd = -1;
+  f.busy = false;
+}
+
+}  // namespace sluice::tools

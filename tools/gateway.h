@@ -1,0 +1,103 @@
+// A shard of the gateway: one thread, one io_uring, its own SO_REUSEPORT listeners,
+// a fixed table of connection slots and a timer wheel. A client connection and its
+// backend connection live on one shard for their whole life; shards share nothing
+// on the data path (the global connection counter is touched at accept and close
+// only; cancel requests cross shards as MSG_RING messages).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/reactor.h"
+#include "core/timer_wheel.h"
+#include "protocol/scram.h"
+#include "protocol/session.h"
+#include "protocol/settings.h"
+
+namespace sluice::tools {
+
+// Set up before the shards start; read-only afterwards.
+struct GatewayShared {
+  const protocol::Settings* settings = nullptr;
+  protocol::scram::Key mock_secret{};   // salts mock SCRAM exchanges for unknown users
+  std::vector<int> ring_fds;            // every shard's ring, for MSG_RING
+  std::atomic<uint32_t> client_connections{0};
+  uint32_t slots_per_shard = 0;
+};
+
+class Shard {
+ public:
+  // Wake-up codes written to wake_fd().
+  static constexpr uint64_t kDrain = 1;      // graceful shutdown
+  static constexpr uint64_t kTerminate = 2;  // immediate shutdown
+
+  // Cancel keys carry the shard in bits 20..30 of the pid and the slot below.
+  static constexpr uint32_t kSlotBits = 20;
+
+  Shard(int index, GatewayShared& shared);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  // Creates the ring, the buffer ring and the listeners. false + problem on failure.
+  bool init(std::string& problem);
+  int ring_fd() const { return reactor_.ring_fd(); }
+  int wake_fd() const { return wake_fd_; }
+  // Runs the event loop until shutdown completes.
+  void run();
+
+ private:
+  struct Connection;
+  struct CancelForwarder;
+
+  void dispatch(const core::Completion& c);
+  void on_accept(const core::Completion& c);
+  void on_recv(Connection& conn, int side, const core::Completion& c);
+  void on_send(Connection& conn, int side, const core::Completion& c);
+  void on_connect(Connection& conn, const core::Completion& c);
+  void on_tick();
+  void on_wake(uint64_t value);
+  void deliver_cancel(uint32_t slot, uint32_t secret);
+  void forward_cancel(const protocol::Target& target, uint32_t pid, uint32_t secret);
+  void on_cancel_forwarder(const core::Completion& c);
+
+  Connection* lookup(const core::Tag& tag);
+  void start_send(Connection& conn, int side);
+  void arm_recv(Connection& conn, int side);
+  void begin_teardown(Connection& conn);
+  void queue_for_reap(Connection& conn);
+  void reap();
+  void free_slot(Connection& conn);
+  void arm_listeners();
+  void close_listeners();
+
+  int index_;
+  GatewayShared& shared_;
+  const protocol::Settings& settings_;
+  core::Reactor reactor_;
+  core::TimerWheel timers_;
+  std::vector<int> listen_fds_;
+  std::vector<bool> accept_armed_;
+  int wake_fd_ = -1;
+  uint64_t wake_value_ = 0;
+
+  std::vector<std::unique_ptr<Connection>> slots_;
+  std::vector<uint32_t> free_slots_;
+  std::vector<uint32_t> generations_;
+  std::vector<Connection*> to_reap_;          // finishing or torn down: checked after each batch
+  std::vector<Connection*> starved_;          // recv stopped by ENOBUFS: re-armed when buffers return
+  uint32_t live_connections_ = 0;
+  std::vector<std::unique_ptr<CancelForwarder>> forwarders_;
+
+  bool draining_ = false;
+  bool stop_ = false;
+  core::TimerNode drain_deadline_;
+  int64_t last_tick_ms_ = 0;
+  uint64_t accept_errors_logged_ = 0;
+};
+
+}  // namespace sluice::tools

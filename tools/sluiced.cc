@@ -1,0 +1,240 @@
+// sluiced: the gateway daemon. Loads the configuration, checks the kernel, starts one
+// shard per core and turns signals into graceful (SIGTERM/SIGINT) or immediate (a
+// second SIGTERM/SIGINT) shutdown.
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <latch>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/log.h"
+#include "core/reactor.h"
+#include "tools/config.h"
+#include "tools/gateway.h"
+
+#ifdef SLUICE_WITH_MIMALLOC
+#include <mimalloc.h>
+#endif
+
+namespace {
+
+using sluice::tools::GatewayShared;
+using sluice::tools::Shard;
+
+constexpr uint32_t kRejectHeadroom = 64;  // slots per shard for answering "too many clients"
+
+void usage(FILE* out) {
+  std::fputs(
+      "usage: sluiced --config FILE [--check]\n"
+      "  --config FILE  the TOML configuration (see docs/configuration.md)\n"
+      "  --check        validate the configuration and exit (0 = valid)\n"
+      "  --version      print the version and exit\n"
+      "Signals: SIGTERM/SIGINT drain sessions gracefully (a second one closes them at once).\n",
+      out);
+}
+
+std::vector<int> usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+      if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  }
+  if (cpus.empty()) cpus.push_back(0);
+  return cpus;
+}
+
+// SO_REUSEPORT would let a second sluiced (or anything else with the option) share a
+// port silently; bind once without it first so "address in use" is reported.
+bool listen_addresses_free(const sluice::protocol::Settings& settings) {
+  for (const auto& address : settings.gateway.listen) {
+    const auto* sa = reinterpret_cast<const sockaddr*>(&address.storage);
+    const int fd = ::socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, sa, address.length) != 0) {
+      LOG_ERROR("cannot listen on %s: %s%s", address.text.c_str(), std::strerror(errno),
+                errno == EADDRINUSE ? " (is another sluiced or PostgreSQL already running there?)" : "");
+      if (fd >= 0) ::close(fd);
+      return false;
+    }
+    ::close(fd);
+  }
+  return true;
+}
+
+// Mock SCRAM salts for unknown users must be stable across restarts (as PostgreSQL's
+// are), or an attacker could tell real users (stable salt) from unknown ones. Derive
+// the secret from the configured verifiers: stable while the user list is, and unknown
+// to anyone without the configuration.
+sluice::protocol::scram::Key derive_mock_secret(const sluice::protocol::Settings& settings) {
+  std::string material = "sluice mock SCRAM salt v1";
+  if (settings.users.empty()) {
+    uint8_t random[32];
+    sluice::protocol::scram::random_bytes(random);
+    material.append(reinterpret_cast<const char*>(random), sizeof random);
+  }
+  for (const auto& user : settings.users) {
+    material.append(reinterpret_cast<const char*>(user.verifier.stored_key.data()), user.verifier.stored_key.size());
+    material.append(reinterpret_cast<const char*>(user.verifier.server_key.data()), user.verifier.server_key.size());
+  }
+  sluice::protocol::scram::Key key{};
+  unsigned int length = 0;
+  EVP_Digest(material.data(), material.size(), key.data(), &length, EVP_sha256(), nullptr);
+  return key;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(9);
+    } else if (arg == "--check") {
+      check_only = true;
+    } else if (arg == "--version") {
+      std::puts("sluiced 0.1.0");
+      return 0;
+    } else if (arg == "--help" || arg == "-h") {
+      usage(stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "sluiced: unknown argument '%s'\n", arg.c_str());
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fputs("sluiced: --config FILE is required\n", stderr);
+    usage(stderr);
+    return 2;
+  }
+
+  sluice::tools::LoadedConfig loaded = sluice::tools::load_config_file(config_path);
+  for (const auto& d : loaded.diagnostics) std::fprintf(stderr, "%s\n", sluice::tools::format_diagnostic(d).c_str());
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "sluiced: %s: configuration has errors; nothing was started\n", config_path.c_str());
+    return 2;
+  }
+  const sluice::protocol::Settings& settings = loaded.settings;
+  if (check_only) {
+    std::printf("%s: configuration OK (%zu listener(s), %zu target(s), %zu gateway user(s))\n", config_path.c_str(),
+                settings.gateway.listen.size(), settings.targets.size(), settings.users.size());
+    return 0;
+  }
+  sluice::core::set_log_level(settings.gateway.log_level);
+
+  sluice::core::KernelFeatures features;
+  std::string problem;
+  if (!sluice::core::probe_kernel(features, problem)) {
+    LOG_ERROR("%s", problem.c_str());
+    return 1;
+  }
+  if (!listen_addresses_free(settings)) return 1;
+
+  // Signals are handled by this thread only (sigwait below); shards never see them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const std::vector<int> cpus = usable_cpus();
+  const unsigned shard_count = settings.gateway.shards != 0 ? settings.gateway.shards : static_cast<unsigned>(cpus.size());
+  GatewayShared shared;
+  shared.settings = &settings;
+  shared.mock_secret = derive_mock_secret(settings);
+  shared.slots_per_shard = std::min<uint32_t>(settings.gateway.max_client_connections + kRejectHeadroom,
+                                              1u << Shard::kSlotBits);
+  shared.ring_fds.assign(shard_count, -1);
+
+  // Each shard creates its ring on its own thread (SINGLE_ISSUER binds a ring to its
+  // creator), reports, then waits until every ring fd is known before serving.
+  std::vector<std::unique_ptr<Shard>> shards;
+  for (unsigned i = 0; i < shard_count; ++i) shards.push_back(std::make_unique<Shard>(static_cast<int>(i), shared));
+  std::vector<std::string> problems(shard_count);
+  std::latch initialized(shard_count);
+  std::latch go(1);
+  std::atomic<bool> start{false};
+  std::atomic<unsigned> finished{0};
+  std::vector<std::thread> threads;
+  for (unsigned i = 0; i < shard_count; ++i) {
+    threads.emplace_back([&, i] {
+      if (shard_count <= cpus.size()) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpus[i], &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+      }
+      const bool ok = shards[i]->init(problems[i]);
+      initialized.count_down();
+      go.wait();
+      if (ok && start.load()) shards[i]->run();
+      finished.fetch_add(1);
+    });
+  }
+  initialized.wait();
+  bool all_ok = true;
+  for (unsigned i = 0; i < shard_count; ++i) {
+    if (!problems[i].empty()) {
+      LOG_ERROR("shard %u: %s", i, problems[i].c_str());
+      all_ok = false;
+    } else {
+      shared.ring_fds[i] = shards[i]->ring_fd();
+    }
+  }
+  start.store(all_ok);
+  go.count_down();
+  if (!all_ok) {
+    for (auto& t : threads) t.join();
+    return 1;
+  }
+  std::string listening;
+  for (const auto& a : settings.gateway.listen) listening += (listening.empty() ? "" : ", ") + a.text;
+#ifdef SLUICE_WITH_MIMALLOC
+  const char* allocator = "mimalloc";
+#else
+  const char* allocator = "system malloc";
+#endif
+  LOG_INFO("listening on %s: %u shard(s), %s, %s, %zu target(s), %zu gateway user(s)", listening.c_str(), shard_count,
+           features.summary().c_str(), allocator, settings.targets.size(), settings.users.size());
+
+  int stops = 0;
+  while (finished.load() < shard_count) {
+    timespec timeout{0, 100'000'000};
+    const int sig = sigtimedwait(&signals, nullptr, &timeout);
+    if (sig == SIGHUP) {
+      LOG_WARN("SIGHUP: configuration reload is not supported yet; restart sluiced to apply changes");
+    } else if (sig == SIGTERM || sig == SIGINT) {
+      ++stops;
+      const uint64_t code = stops == 1 ? Shard::kDrain : Shard::kTerminate;
+      LOG_INFO("%s: %s", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+               stops == 1 ? "draining sessions (send again to close them at once)" : "closing all sessions now");
+      for (auto& shard : shards) {
+        if (write(shard->wake_fd(), &code, sizeof code) != sizeof code) LOG_ERROR("cannot wake a shard: %s", std::strerror(errno));
+      }
+    }
+  }
+  for (auto& t : threads) t.join();
+  LOG_INFO("stopped");
+  return 0;
+}
