@@ -125,9 +125,13 @@ void Session::on_client_data(core::Chunk chunk) {
 
 void Session::handle_startup_bytes(core::Chunk& chunk) {
   while (chunk.size > 0 && state_ == State::awaiting_startup) {
-    // Assemble the length word, then exactly that many bytes.
-    size_t want = 4;
-    if (startup_buffer_.size() >= 4) {
+    // Assemble the length word, check it at once, then take exactly that many bytes.
+    const size_t want = startup_buffer_.size() < 4 ? 4 : load_be32(startup_buffer_.data());
+    const size_t take = std::min<size_t>(want - startup_buffer_.size(), chunk.size);
+    startup_buffer_.insert(startup_buffer_.end(), chunk.data, chunk.data + take);
+    chunk.data += take;
+    chunk.size -= static_cast<uint32_t>(take);
+    if (startup_buffer_.size() == 4) {
       const uint32_t length = load_be32(startup_buffer_.data());
       if (length < 8 || length > kMaxStartupPacketLength) {
         // PostgreSQL closes without a reply ("invalid length of startup packet").
@@ -136,13 +140,7 @@ void Session::handle_startup_bytes(core::Chunk& chunk) {
         close_quietly();
         return;
       }
-      want = length;
-    }
-    const size_t take = std::min<size_t>(want - startup_buffer_.size(), chunk.size);
-    startup_buffer_.insert(startup_buffer_.end(), chunk.data, chunk.data + take);
-    chunk.data += take;
-    chunk.size -= static_cast<uint32_t>(take);
-    if (startup_buffer_.size() == want && want > 4) {
+    } else if (startup_buffer_.size() == want) {
       std::vector<uint8_t> packet;
       packet.swap(startup_buffer_);
       if (!handle_startup_packet(std::span<const uint8_t>(packet).subspan(4), chunk.size > 0)) return;

@@ -1,0 +1,566 @@
+// The session state machine driven by a deterministic fake host: input split at
+// random points (short reads), output drained in random sizes (short writes), and a
+// scripted backend that speaks real SCRAM. No sockets, no io_uring.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <random>
+
+#include "protocol/session.h"
+
+namespace sluice::protocol {
+namespace {
+
+struct Message {
+  char type;
+  std::vector<uint8_t> body;
+  std::string text() const { return std::string(body.begin(), body.end()); }
+};
+
+// Splits a typed message stream; asserts it is well formed.
+std::vector<Message> split_messages(const std::string& bytes) {
+  std::vector<Message> out;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    EXPECT_GE(bytes.size() - pos, 5u) << "truncated header";
+    if (bytes.size() - pos < 5) break;
+    uint32_t length;
+    std::memcpy(&length, bytes.data() + pos + 1, 4);
+    length = ntohl(length);
+    EXPECT_LE(pos + 1 + length, bytes.size()) << "truncated body";
+    if (pos + 1 + length > bytes.size()) break;
+    out.push_back(Message{bytes[pos], std::vector<uint8_t>(bytes.begin() + pos + 5, bytes.begin() + pos + 1 + length)});
+    pos += 1 + length;
+  }
+  return out;
+}
+
+std::string str(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
+
+std::string error_code(const Message& m) {
+  std::vector<ErrorField> fields;
+  if (!parse_error_fields(m.body, fields)) return "malformed";
+  return std::string(error_field(fields, 'C'));
+}
+std::string error_message(const Message& m) {
+  std::vector<ErrorField> fields;
+  if (!parse_error_fields(m.body, fields)) return "malformed";
+  return std::string(error_field(fields, 'M'));
+}
+
+// Heap-backed buffers with reference counts, checked for leaks at the end.
+class HeapPool final : public core::BufferPool {
+ public:
+  core::BufferIndex add(const uint8_t* data, size_t size) {
+    buffers_.emplace_back(data, data + size);
+    refs_.push_back(0);
+    return static_cast<core::BufferIndex>(buffers_.size() - 1);
+  }
+  const uint8_t* data(core::BufferIndex i) const { return buffers_[i].data(); }
+  void retain(core::BufferIndex i) override { ++refs_[i]; }
+  void release(core::BufferIndex i) override {
+    ASSERT_GT(refs_[i], 0);
+    --refs_[i];
+  }
+  size_t buffer_size() const override { return 16384; }
+  int outstanding() const {
+    int n = 0;
+    for (int r : refs_) n += r;
+    return n;
+  }
+
+ private:
+  std::vector<std::vector<uint8_t>> buffers_;
+  std::vector<int> refs_;
+};
+
+class FakeHost final : public SessionHost {
+ public:
+  explicit FakeHost(uint32_t seed) : rng(seed) {}
+  void flush(Side) override {}
+  void set_reading(Side side, bool enabled) override { reading[static_cast<int>(side)] = enabled; }
+  void connect_backend(const Target& target) override { connect_requested = target.name; }
+  void finish() override { finished = true; }
+  void route_cancel(uint32_t pid, uint32_t secret) override { cancels.emplace_back(pid, secret); }
+  core::BufferPool* buffer_pool() override { return &pool; }
+  core::TimerWheel& timers() override { return wheel; }
+
+  std::mt19937 rng;
+  HeapPool pool;
+  core::TimerWheel wheel{10, 64};
+  bool reading[2] = {true, true};
+  bool finished = false;
+  std::string connect_requested;
+  std::vector<std::pair<uint32_t, uint32_t>> cancels;
+};
+
+Settings make_settings() {
+  Settings s;
+  s.gateway.send_queue_bytes = 64 * 1024;
+  s.gateway.max_message_bytes = 1 << 20;
+  Target t;
+  t.name = "app";
+  t.database = "appdb";
+  t.user = "sluice_app";
+  t.password = Secret("backend-secret-password");
+  s.targets.push_back(t);
+  GatewayUser u;
+  u.name = "alice";
+  u.verifier = scram::make_verifier("alice-password", 4096);
+  s.users.push_back(u);
+  return s;
+}
+
+std::vector<uint8_t> startup(std::vector<std::pair<std::string, std::string>> params) { return startup_message(params); }
+
+// Drives one session; delivers bytes in random pieces, drains output in random pieces.
+class Harness {
+ public:
+  explicit Harness(uint32_t seed = 1, std::string reject = {})
+      : settings(make_settings()),
+        host(seed),
+        session(settings, host, mock, 42, 0xdeadbeef, "test-peer", std::move(reject)) {}
+
+  void deliver(Side side, const std::vector<uint8_t>& bytes) {
+    size_t pos = 0;
+    while (pos < bytes.size() && !host.finished) {
+      const size_t n = std::min<size_t>(bytes.size() - pos, 1 + host.rng() % 23);
+      const core::BufferIndex b = host.pool.add(bytes.data() + pos, n);
+      host.pool.retain(b);  // the receive completion's reference
+      const core::Chunk chunk{host.pool.data(b), static_cast<uint32_t>(n), b};
+      if (side == Side::client) session.on_client_data(chunk);
+      else session.on_backend_data(chunk);
+      host.pool.release(b);
+      pos += n;
+    }
+  }
+  // Drains out(side) with short writes; returns the bytes.
+  std::string drain(Side side) {
+    std::string out;
+    core::OutQueue& q = session.out(side);
+    while (!q.empty()) {
+      iovec iov[8];
+      const int n = q.prepare_iovecs(iov, 8);
+      size_t budget = 1 + host.rng() % 37;
+      size_t sent = 0;
+      for (int i = 0; i < n && budget > 0; ++i) {
+        const size_t take = std::min(budget, iov[i].iov_len);
+        out.append(static_cast<const char*>(iov[i].iov_base), take);
+        budget -= take;
+        sent += take;
+      }
+      q.consume(sent);
+      session.on_sent(side);
+    }
+    return out;
+  }
+
+  // Runs client login and the backend's SCRAM login. Returns what the client received.
+  std::string login(const std::string& user = "alice", const std::string& password = "alice-password") {
+    deliver(Side::client, startup({{"user", user}, {"database", "app"}, {"application_name", "psql"}, {"options", "-c x=y"}}));
+    auto first = split_messages(drain(Side::client));
+    EXPECT_EQ(first.size(), 1u);
+    scram::ClientExchange client(password);
+    deliver(Side::client, sasl_initial_response("SCRAM-SHA-256", client.client_first()));
+    auto cont = split_messages(drain(Side::client));
+    if (cont.size() != 1 || cont[0].type != 'R') return "";
+    std::string final_message;
+    EXPECT_EQ(client.on_server_first(std::string(cont[0].body.begin() + 4, cont[0].body.end()), final_message),
+              scram::Step::continue_exchange);
+    deliver(Side::client, sasl_response(final_message));
+    std::string received;
+    if (host.finished) return drain(Side::client);
+    received += drain(Side::client);
+    EXPECT_EQ(host.connect_requested, "app");
+    if (host.connect_requested.empty()) return received;
+    session.on_backend_connected(0);
+    backend_login();
+    received += drain(Side::client);
+    return received;
+  }
+
+  // The backend side: expects the StartupMessage, runs SCRAM as the server.
+  void backend_login() {
+    const std::string startup_bytes = drain(Side::backend);
+    startup_seen = startup_bytes;
+    scram::Verifier verifier = scram::make_verifier("backend-secret-password", 4096);
+    scram::Key mock_key{};
+    scram::ServerExchange server(&verifier, "sluice_app", mock_key);
+    deliver(Side::backend, MessageBuilder('R').int32(10).cstring("SCRAM-SHA-256").byte(0).finish());
+    auto initial = split_messages(drain(Side::backend));
+    ASSERT_EQ(initial.size(), 1u);
+    BodyReader r(initial[0].body);
+    std::string_view mechanism;
+    int32_t length;
+    std::span<const uint8_t> data;
+    ASSERT_TRUE(r.cstring(mechanism) && r.int32(length) && r.bytes(length, data));
+    std::string server_first;
+    ASSERT_EQ(server.on_client_first(std::string(data.begin(), data.end()), server_first), scram::Step::continue_exchange);
+    deliver(Side::backend, authentication_sasl_continue(server_first));
+    auto response = split_messages(drain(Side::backend));
+    ASSERT_EQ(response.size(), 1u);
+    std::string server_final;
+    ASSERT_EQ(server.on_client_final(str(response[0].body), server_final), scram::Step::success);
+    std::vector<uint8_t> rest = authentication_sasl_final(server_final);
+    for (auto part : {authentication_ok(), parameter_status("server_version", "15.20"), backend_key_data(777, 888),
+                      ready_for_query('I')})
+      rest.insert(rest.end(), part.begin(), part.end());
+    deliver(Side::backend, rest);
+  }
+
+  Settings settings;
+  FakeHost host;
+  scram::Key mock{};
+  Session session;
+  std::string startup_seen;
+};
+
+TEST(Session, LoginRunsScramOnBothSidesAndHidesTheBackendCredential) {
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    Harness h(seed);
+    const std::string received = h.login();
+    ASSERT_EQ(h.session.state(), Session::State::ready) << "seed " << seed;
+    auto messages = split_messages(received);
+    // SASLFinal, AuthenticationOk, ParameterStatus, BackendKeyData (ours), ReadyForQuery.
+    ASSERT_EQ(messages.size(), 5u);
+    EXPECT_EQ(messages[0].type, 'R');
+    EXPECT_EQ(messages[1].type, 'R');
+    EXPECT_EQ(messages[2].type, 'S');
+    EXPECT_EQ(messages[3].type, 'K');
+    BodyReader key(messages[3].body);
+    uint32_t pid, secret;
+    ASSERT_TRUE(key.uint32(pid) && key.uint32(secret));
+    EXPECT_EQ(pid, 42u);  // sluice's key, not the backend's 777/888
+    EXPECT_EQ(secret, 0xdeadbeefu);
+    EXPECT_EQ(messages[4].type, 'Z');
+    EXPECT_EQ(received.find("backend-secret-password"), std::string::npos);
+    // The backend got sluice's role and database, the allowed parameter, not `options`.
+    EXPECT_NE(h.startup_seen.find(std::string("user\0sluice_app\0", 16)), std::string::npos);
+    EXPECT_NE(h.startup_seen.find(std::string("database\0appdb\0", 15)), std::string::npos);
+    EXPECT_NE(h.startup_seen.find(std::string("application_name\0psql\0", 22)), std::string::npos);
+    EXPECT_EQ(h.startup_seen.find("options"), std::string::npos);
+    uint32_t bpid = 0, bsecret = 0;
+    EXPECT_TRUE(h.session.accept_cancel(0xdeadbeef, bpid, bsecret));
+    EXPECT_EQ(bpid, 777u);
+    EXPECT_EQ(bsecret, 888u);
+    EXPECT_FALSE(h.session.accept_cancel(0xdeadbeee, bpid, bsecret));
+  }
+}
+
+TEST(Session, WrongPasswordAndUnknownUserGetTheSameAnswer) {
+  Harness wrong(3);
+  auto a = split_messages(wrong.login("alice", "not-the-password"));
+  Harness unknown(3);
+  auto b = split_messages(unknown.login("mallory", "whatever"));
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(b.empty());
+  EXPECT_EQ(a.back().type, 'E');
+  EXPECT_EQ(error_code(a.back()), "28P01");
+  EXPECT_EQ(error_code(b.back()), "28P01");
+  EXPECT_EQ(error_message(a.back()), "password authentication failed for user \"alice\"");
+  EXPECT_EQ(error_message(b.back()), "password authentication failed for user \"mallory\"");
+  EXPECT_TRUE(wrong.host.finished);
+  EXPECT_TRUE(unknown.host.finished);
+  EXPECT_TRUE(wrong.host.connect_requested.empty());
+}
+
+TEST(Session, UnknownTargetIsReportedAfterAuthentication) {
+  Harness h(5);
+  h.settings.targets[0].name = "other";
+  auto messages = split_messages(h.login());
+  ASSERT_FALSE(messages.empty());
+  EXPECT_EQ(error_code(messages.back()), "3D000");
+  EXPECT_TRUE(h.host.finished);
+}
+
+TEST(Session, ForwardsByteForByteUnderRandomSplitsAndShortWrites) {
+  for (uint32_t seed = 1; seed <= 30; ++seed) {
+    Harness h(seed);
+    h.login();
+    ASSERT_EQ(h.session.state(), Session::State::ready);
+    std::vector<uint8_t> client_stream;
+    std::vector<uint8_t> backend_stream;
+    std::mt19937 rng(seed);
+    for (int i = 0; i < 50; ++i) {
+      std::string sql = "SELECT " + std::string(rng() % 3000, 'x');
+      auto q = MessageBuilder('Q').cstring(sql).finish();
+      client_stream.insert(client_stream.end(), q.begin(), q.end());
+      auto row = MessageBuilder('D').int16(1).int32(static_cast<int32_t>(sql.size())).bytes(sql).finish();
+      for (int k = 0; k < 3; ++k) backend_stream.insert(backend_stream.end(), row.begin(), row.end());
+      auto z = ready_for_query('I');
+      backend_stream.insert(backend_stream.end(), z.begin(), z.end());
+    }
+    h.deliver(Side::client, client_stream);
+    EXPECT_EQ(h.drain(Side::backend), str(client_stream)) << "seed " << seed;
+    h.deliver(Side::backend, backend_stream);
+    EXPECT_EQ(h.drain(Side::client), str(backend_stream)) << "seed " << seed;
+    EXPECT_TRUE(h.session.idle());
+    EXPECT_EQ(h.host.pool.outstanding(), 0) << "every buffer reference is released after its bytes are sent";
+  }
+}
+
+TEST(Session, BackpressureStopsReadingTheBackendUntilTheClientDrains) {
+  Harness h(7);
+  h.login();
+  std::vector<uint8_t> rows;
+  auto row = MessageBuilder('D').int16(1).int32(1000).bytes(std::string(1000, 'r')).finish();
+  while (rows.size() < 200 * 1024) rows.insert(rows.end(), row.begin(), row.end());
+  h.deliver(Side::backend, rows);
+  EXPECT_FALSE(h.host.reading[1]) << "the client's queue passed send_queue_bytes";
+  h.drain(Side::client);
+  EXPECT_TRUE(h.host.reading[1]);
+}
+
+TEST(Session, UnknownMessageTypeIsAProtocolViolation) {
+  Harness h(8);
+  h.login();
+  h.deliver(Side::client, MessageBuilder('!').int32(1).finish());
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(error_code(messages[0]), "08P01");
+  EXPECT_TRUE(h.host.finished);
+  EXPECT_TRUE(h.drain(Side::backend).empty()) << "a message sluice did not accept is never forwarded";
+}
+
+TEST(Session, HostileLengthsAreRejectedBeforeAnyAllocation) {
+  for (uint32_t length : {0u, 3u, 0x7fffffffu, 0xffffffffu}) {
+    Harness h(9);
+    h.login();
+    std::vector<uint8_t> msg = {'Q', 0, 0, 0, 0};
+    const uint32_t be = htonl(length);
+    std::memcpy(msg.data() + 1, &be, 4);
+    h.deliver(Side::client, msg);
+    auto messages = split_messages(h.drain(Side::client));
+    ASSERT_EQ(messages.size(), 1u) << length;
+    // Lengths that cannot be a message are malformed; a huge plausible one is "too large".
+    EXPECT_EQ(error_code(messages[0]), length == 0x7fffffffu ? "54000" : "08P01") << length;
+    EXPECT_TRUE(h.host.finished);
+  }
+  Harness big(10);
+  big.login();
+  big.deliver(Side::client, {'Q', 0x00, 0x20, 0x00, 0x05});  // 2 MiB > max_message_bytes (1 MiB)
+  auto messages = split_messages(big.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(error_code(messages[0]), "54000");
+}
+
+TEST(Session, SslRequestIsDeclinedAndStuffedBytesAreRejected) {
+  Harness h(11);
+  h.deliver(Side::client, {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f});
+  EXPECT_EQ(h.drain(Side::client), "N");
+  EXPECT_FALSE(h.host.finished);
+
+  Harness stuffed(12);
+  std::vector<uint8_t> bytes = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
+  auto s = startup({{"user", "alice"}});
+  bytes.insert(bytes.end(), s.begin(), s.end());
+  // One chunk: the startup packet was sent before our 'N' could be seen.
+  const core::BufferIndex b = stuffed.host.pool.add(bytes.data(), bytes.size());
+  stuffed.host.pool.retain(b);
+  stuffed.session.on_client_data(core::Chunk{stuffed.host.pool.data(b), static_cast<uint32_t>(bytes.size()), b});
+  stuffed.host.pool.release(b);
+  const std::string out = stuffed.drain(Side::client);
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out[0], 'N');
+  auto messages = split_messages(out.substr(1));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(error_code(messages[0]), "08P01");
+  EXPECT_EQ(error_message(messages[0]), "received unencrypted data after SSL request");
+  EXPECT_TRUE(stuffed.host.finished);
+}
+
+TEST(Session, BadStartupPacketsCloseWithoutCrashing) {
+  for (uint32_t length : {0u, 3u, 7u, 10001u, 0x7fffffffu}) {
+    Harness h(13);
+    const uint32_t be = htonl(length);
+    std::vector<uint8_t> bytes(4);
+    std::memcpy(bytes.data(), &be, 4);
+    h.deliver(Side::client, bytes);
+    EXPECT_TRUE(h.host.finished) << length;
+    EXPECT_TRUE(h.drain(Side::client).empty()) << "PostgreSQL closes without a reply";
+  }
+  Harness version(14);
+  version.deliver(Side::client, MessageBuilder::untyped().int32(0x00020000).cstring("user").cstring("x").byte(0).finish());
+  auto messages = split_messages(version.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(error_code(messages[0]), "0A000");
+
+  Harness no_terminator(15);
+  no_terminator.deliver(Side::client, MessageBuilder::untyped().int32(0x00030000).cstring("user").cstring("x").finish());
+  messages = split_messages(no_terminator.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(error_code(messages[0]), "08P01");
+}
+
+TEST(Session, CancelRequestIsRoutedAndNeverAnswered) {
+  Harness h(16);
+  h.deliver(Side::client, cancel_request(0x100005, 0xabcdef01));
+  ASSERT_EQ(h.host.cancels.size(), 1u);
+  EXPECT_EQ(h.host.cancels[0].first, 0x100005u);
+  EXPECT_EQ(h.host.cancels[0].second, 0xabcdef01u);
+  EXPECT_TRUE(h.host.finished);
+  EXPECT_TRUE(h.drain(Side::client).empty());
+}
+
+TEST(Session, TooManyClientsIsAnsweredAfterTheStartupPacket) {
+  Harness h(17, "53300");
+  h.deliver(Side::client, startup({{"user", "alice"}}));
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(error_code(messages[0]), "53300");
+  EXPECT_EQ(error_message(messages[0]), "sorry, too many clients already");
+}
+
+TEST(Session, LostBackendAtAMessageBoundaryGetsAClearError) {
+  Harness h(18);
+  h.login();
+  h.session.on_backend_closed(0);
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(error_code(messages[0]), "08006");
+  EXPECT_NE(error_message(messages[0]).find("target \"app\""), std::string::npos);
+  EXPECT_TRUE(h.host.finished);
+}
+
+TEST(Session, LostBackendMidMessageInjectsNothingIntoTheStream) {
+  Harness h(19);
+  h.login();
+  auto row = MessageBuilder('D').int16(1).int32(100).bytes(std::string(100, 'v')).finish();
+  row.resize(50);  // the backend died half way through a DataRow
+  h.deliver(Side::backend, row);
+  h.session.on_backend_closed(-104);
+  const std::string out = h.drain(Side::client);
+  EXPECT_EQ(out.size(), 50u) << "only the forwarded partial bytes; no ErrorResponse spliced into a message";
+  EXPECT_TRUE(h.host.finished);
+}
+
+TEST(Session, BackendFatalIsPassedOnWithoutASecondError) {
+  Harness h(20);
+  h.login();
+  ErrorInfo fatal_error;
+  fatal_error.severity = "FATAL";
+  fatal_error.sqlstate = "57P01";
+  fatal_error.message = "terminating connection due to administrator command";
+  h.deliver(Side::backend, error_response(fatal_error));
+  h.session.on_backend_closed(0);
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(error_code(messages[0]), "57P01");
+}
+
+TEST(Session, HandshakeTimeoutClosesASlowClient) {
+  Harness h(21);
+  h.deliver(Side::client, {0, 0});  // half a length word, then nothing
+  for (int i = 0; i < 2000 && !h.host.finished; ++i) h.host.wheel.advance();
+  ASSERT_TRUE(h.host.finished);
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(error_code(messages[0]), "57014");
+}
+
+TEST(Session, GracefulShutdownWaitsForTheRunningQuery) {
+  Harness h(22);
+  h.login();
+  h.deliver(Side::client, MessageBuilder('Q').cstring("SELECT pg_sleep(1)").finish());
+  h.drain(Side::backend);
+  h.session.begin_shutdown();
+  EXPECT_FALSE(h.host.finished) << "a query is running";
+  h.deliver(Side::backend, ready_for_query('I'));
+  EXPECT_TRUE(h.host.finished);
+  auto to_client = split_messages(h.drain(Side::client));
+  ASSERT_EQ(to_client.size(), 2u);
+  EXPECT_EQ(to_client[0].type, 'Z');
+  EXPECT_EQ(error_code(to_client[1]), "57P01");
+  auto to_backend = split_messages(h.drain(Side::backend));
+  ASSERT_EQ(to_backend.size(), 1u);
+  EXPECT_EQ(to_backend[0].type, 'X') << "the backend session is ended with Terminate";
+}
+
+TEST(Session, TerminateIsForwardedAndEndsTheSession) {
+  Harness h(23);
+  h.login();
+  h.deliver(Side::client, MessageBuilder('X').finish());
+  EXPECT_TRUE(h.host.finished);
+  auto to_backend = split_messages(h.drain(Side::backend));
+  ASSERT_EQ(to_backend.size(), 1u);
+  EXPECT_EQ(to_backend[0].type, 'X');
+}
+
+TEST(Session, BackendMd5AndCleartextAuthentication) {
+  for (int code : {3, 5}) {
+    Harness h(24);
+    h.deliver(Side::client, startup({{"user", "alice"}, {"database", "app"}}));
+    h.drain(Side::client);
+    scram::ClientExchange client("alice-password");
+    h.deliver(Side::client, sasl_initial_response("SCRAM-SHA-256", client.client_first()));
+    auto cont = split_messages(h.drain(Side::client));
+    std::string final_message;
+    client.on_server_first(std::string(cont[0].body.begin() + 4, cont[0].body.end()), final_message);
+    h.deliver(Side::client, sasl_response(final_message));
+    h.drain(Side::client);
+    h.session.on_backend_connected(0);
+    h.drain(Side::backend);
+    if (code == 3) h.deliver(Side::backend, MessageBuilder('R').int32(3).finish());
+    else h.deliver(Side::backend, MessageBuilder('R').int32(5).bytes(std::string("salt")).finish());
+    auto answer = split_messages(h.drain(Side::backend));
+    ASSERT_EQ(answer.size(), 1u);
+    EXPECT_EQ(answer[0].type, 'p');
+    const uint8_t salt[4] = {'s', 'a', 'l', 't'};
+    const std::string expected = code == 3 ? "backend-secret-password"
+                                           : scram::md5_password_response("sluice_app", "backend-secret-password", salt);
+    EXPECT_EQ(answer[0].text(), expected + std::string(1, '\0'));
+    auto rest = authentication_ok();
+    auto z = ready_for_query('I');
+    rest.insert(rest.end(), z.begin(), z.end());
+    h.deliver(Side::backend, rest);
+    EXPECT_EQ(h.session.state(), Session::State::ready);
+  }
+}
+
+TEST(Session, BackendThatSkipsScramFinalIsRefused) {
+  Harness h(25);
+  h.deliver(Side::client, startup({{"user", "alice"}, {"database", "app"}}));
+  h.drain(Side::client);
+  scram::ClientExchange client("alice-password");
+  h.deliver(Side::client, sasl_initial_response("SCRAM-SHA-256", client.client_first()));
+  auto cont = split_messages(h.drain(Side::client));
+  std::string final_message;
+  client.on_server_first(std::string(cont[0].body.begin() + 4, cont[0].body.end()), final_message);
+  h.deliver(Side::client, sasl_response(final_message));
+  h.drain(Side::client);
+  h.session.on_backend_connected(0);
+  h.drain(Side::backend);
+  h.deliver(Side::backend, MessageBuilder('R').int32(10).cstring("SCRAM-SHA-256").byte(0).finish());
+  h.drain(Side::backend);
+  // A server that cannot prove it knows the password jumps straight to AuthenticationOk.
+  h.deliver(Side::backend, authentication_ok());
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(error_code(messages[0]), "08006");
+  EXPECT_TRUE(h.host.finished);
+}
+
+TEST(Session, ClientMessagesSentDuringBackendLoginAreHeldAndForwardedInOrder) {
+  Harness h(26);
+  h.deliver(Side::client, startup({{"user", "alice"}, {"database", "app"}}));
+  h.drain(Side::client);
+  scram::ClientExchange client("alice-password");
+  h.deliver(Side::client, sasl_initial_response("SCRAM-SHA-256", client.client_first()));
+  auto cont = split_messages(h.drain(Side::client));
+  std::string final_message;
+  client.on_server_first(std::string(cont[0].body.begin() + 4, cont[0].body.end()), final_message);
+  auto bytes = sasl_response(final_message);
+  auto q = MessageBuilder('Q').cstring("SELECT 1").finish();
+  bytes.insert(bytes.end(), q.begin(), q.end());
+  h.deliver(Side::client, bytes);
+  h.drain(Side::client);
+  h.session.on_backend_connected(0);
+  h.backend_login();
+  EXPECT_EQ(h.session.state(), Session::State::ready);
+  EXPECT_EQ(h.drain(Side::backend), str(q));
+}
+
+}  // namespace
+}  // namespace sluice::protocol
