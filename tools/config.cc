@@ -1,0 +1,969 @@
+// The sluice configuration loader: TOML text -> core::toml tree -> protocol::Settings.
+// A Loader walks the tree once, section by section, checking every key against the
+// list of known keys and every value against its type and bounds, and keeps going
+// after a problem so that one run reports all of them.
+#include "tools/config.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/toml.h"
+#include "protocol/scram.h"
+
+namespace sluice::tools {
+namespace {
+
+using core::toml::Type;
+using core::toml::Value;
+using std::chrono::milliseconds;
+
+constexpr int64_t kKiB = 1024;
+constexpr int64_t kMiB = 1024 * kKiB;
+constexpr int64_t kGiB = 1024 * kMiB;
+constexpr int64_t kSecond = 1000;
+constexpr int64_t kMinute = 60 * kSecond;
+constexpr int64_t kHour = 60 * kMinute;
+constexpr int64_t kDay = 24 * kHour;
+
+// PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes.
+constexpr size_t kMaxNameBytes = 63;
+// A password file holds one line; anything bigger is the wrong file.
+constexpr size_t kMaxPasswordFileBytes = 64 * 1024;
+constexpr const char* kDefaultListen = "127.0.0.1:6432";
+
+// 'text', made printable and cut to a readable length. Never use it on a secret.
+std::string quote(std::string_view text, size_t max_bytes = 64) {
+  return "'" + core::toml::printable(text, max_bytes) + "'";
+}
+// Paths are shown whole (up to PATH_MAX): a cut path is no help.
+std::string quote_path(std::string_view path) { return quote(path, 4096); }
+
+// Optimal string alignment distance (Levenshtein plus transpositions), ASCII case folded.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1]))
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// The known word closest to `word`, if it is close enough to be a likely typo.
+std::optional<std::string_view> closest(std::string_view word, std::span<const std::string_view> known) {
+  if (word.size() > 64) return std::nullopt;  // not a typo of any key; keeps the work bounded
+  std::optional<std::string_view> best;
+  size_t best_distance = 0;
+  for (std::string_view candidate : known) {
+    size_t distance = edit_distance(word, candidate);
+    size_t allowed = std::max(word.size(), candidate.size()) <= 4 ? 1 : 2;
+    if (distance <= allowed && (!best || distance < best_distance)) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
+std::string did_you_mean(std::string_view word, std::span<const std::string_view> known) {
+  auto match = closest(word, known);
+  return match ? " (did you mean '" + std::string(*match) + "'?)" : "";
+}
+
+// 65536 -> "64KiB"; sizes that are not a whole number of a unit print in bytes.
+std::string format_size(int64_t bytes) {
+  if (bytes != 0 && bytes % kGiB == 0) return std::to_string(bytes / kGiB) + "GiB";
+  if (bytes != 0 && bytes % kMiB == 0) return std::to_string(bytes / kMiB) + "MiB";
+  if (bytes != 0 && bytes % kKiB == 0) return std::to_string(bytes / kKiB) + "KiB";
+  return std::to_string(bytes) + "B";
+}
+
+std::string format_duration(int64_t ms) {
+  if (ms == 0) return "0s";
+  if (ms % kDay == 0) return std::to_string(ms / kDay) + "d";
+  if (ms % kHour == 0) return std::to_string(ms / kHour) + "h";
+  if (ms % kMinute == 0) return std::to_string(ms / kMinute) + "m";
+  if (ms % kSecond == 0) return std::to_string(ms / kSecond) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+// "<digits>[ ]<unit>": splits the text; false if it does not start with a digit.
+bool split_quantity(std::string_view text, uint64_t& number, std::string_view& unit, bool& too_large) {
+  size_t i = 0;
+  number = 0;
+  too_large = false;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    if (number > (uint64_t{1} << 53)) too_large = true;  // far above every bound; stop growing
+    if (!too_large) number = number * 10 + static_cast<uint64_t>(text[i] - '0');
+    ++i;
+  }
+  if (i == 0) return false;
+  if (i < text.size() && text[i] == ' ') ++i;
+  unit = text.substr(i);
+  return true;
+}
+
+// Parses "10s", "250ms", "5m", "2h", "30d". On failure, `problem` says why.
+std::optional<int64_t> parse_duration(std::string_view text, std::string& problem) {
+  uint64_t number;
+  std::string_view unit;
+  bool too_large;
+  if (!split_quantity(text, number, unit, too_large)) {
+    problem = "a duration is a whole number followed by a unit, e.g. \"10s\" (units: ms, s, m, h, d)";
+    return std::nullopt;
+  }
+  if (!unit.empty() && (unit[0] == '.' || unit[0] == ',')) {
+    problem = "durations take whole numbers: use a smaller unit (e.g. \"1500ms\" for 1.5s)";
+    return std::nullopt;
+  }
+  int64_t factor;
+  if (unit == "ms")
+    factor = 1;
+  else if (unit == "s")
+    factor = kSecond;
+  else if (unit == "m")
+    factor = kMinute;
+  else if (unit == "h")
+    factor = kHour;
+  else if (unit == "d")
+    factor = kDay;
+  else {
+    problem = unit.empty() ? "missing unit: write e.g. \"10s\" (units: ms, s, m, h, d)"
+                           : "unknown unit " + quote(unit) + ": use ms, s, m, h or d";
+    return std::nullopt;
+  }
+  if (too_large || number > static_cast<uint64_t>(INT64_MAX / factor)) {
+    problem = "the duration is far too large";
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(number) * factor;
+}
+
+// Parses "64MiB", "16 KiB", "512B". On failure, `problem` says why.
+std::optional<int64_t> parse_size(std::string_view text, std::string& problem) {
+  uint64_t number;
+  std::string_view unit;
+  bool too_large;
+  if (!split_quantity(text, number, unit, too_large)) {
+    problem = "a size is an integer (bytes) or a string like \"64KiB\" (units: B, KiB, MiB, GiB)";
+    return std::nullopt;
+  }
+  int64_t factor = 0;
+  if (unit == "B")
+    factor = 1;
+  else if (unit == "KiB")
+    factor = kKiB;
+  else if (unit == "MiB")
+    factor = kMiB;
+  else if (unit == "GiB")
+    factor = kGiB;
+  if (factor == 0) {
+    std::string lower;
+    for (char c : unit) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    if (unit.empty()) {
+      problem = "missing unit: write e.g. \"64KiB\" (units: B, KiB, MiB, GiB), or an integer for bytes";
+    } else if (unit[0] == '.' || unit[0] == ',') {
+      problem = "sizes take whole numbers: use a smaller unit";
+    } else if (lower == "k" || lower == "kb" || lower == "m" || lower == "mb" || lower == "g" || lower == "gb") {
+      problem = "unit " + quote(unit) + " is ambiguous: sizes use binary units, write " + std::to_string(number) +
+                std::string(1, static_cast<char>(lower[0] - 'a' + 'A')) + "iB";
+    } else if (lower == "kib" || lower == "mib" || lower == "gib" || lower == "b") {
+      problem = "units are case-sensitive: write " +
+                quote(std::string(1, static_cast<char>(lower[0] - 'a' + 'A')) + (lower.size() == 3 ? "iB" : ""));
+    } else {
+      problem = "unknown unit " + quote(unit) + ": use B, KiB, MiB or GiB";
+    }
+    return std::nullopt;
+  }
+  if (too_large || number > static_cast<uint64_t>(INT64_MAX / factor)) {
+    problem = "the size is far too large";
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(number) * factor;
+}
+
+bool has_control_character(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+// 1..65535, digits only.
+std::optional<uint16_t> parse_port(std::string_view text) {
+  if (text.empty() || text.size() > 5) return std::nullopt;
+  unsigned value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value < 1 || value > 65535) return std::nullopt;
+  return static_cast<uint16_t>(value);
+}
+
+// Resolves host + port into `out` (a numeric host never touches DNS). Returns the
+// reason on failure, "" on success.
+std::string resolve(const std::string& host, uint16_t port, bool ipv6_only, bool passive,
+                    protocol::SocketAddress& out) {
+  if (host.empty() || host.size() > 253 || has_control_character(host)) return "not a valid host name";
+  addrinfo hints{};
+  hints.ai_family = ipv6_only ? AF_INET6 : AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0) | (ipv6_only ? AI_NUMERICHOST : 0);
+  addrinfo* results = nullptr;
+  std::string port_text = std::to_string(port);
+  int rc = getaddrinfo(host.c_str(), port_text.c_str(), &hints, &results);
+  if (rc != 0) {
+    if (ipv6_only) return "not a numeric IPv6 address";
+    std::string reason = rc == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(rc);
+    return "cannot resolve host " + quote(host) + ": " + reason;
+  }
+  bool copied = false;
+  for (addrinfo* ai = results; ai != nullptr && !copied; ai = ai->ai_next) {
+    if (ai->ai_addrlen > sizeof out.storage) continue;
+    std::memcpy(&out.storage, ai->ai_addr, ai->ai_addrlen);
+    out.length = static_cast<socklen_t>(ai->ai_addrlen);
+    copied = true;
+  }
+  freeaddrinfo(results);
+  return copied ? "" : "host " + quote(host) + " resolved to no usable address";
+}
+
+// "IPv4:port", "[IPv6]:port" or "hostname:port" -> out. Returns the reason on failure.
+std::string parse_listen_address(const std::string& text, protocol::SocketAddress& out) {
+  std::string host;
+  std::string_view port_text;
+  bool bracketed = !text.empty() && text[0] == '[';
+  if (bracketed) {
+    size_t close = text.find(']');
+    if (close == std::string::npos) return "missing ']' after the IPv6 address";
+    host = text.substr(1, close - 1);
+    std::string_view rest = std::string_view(text).substr(close + 1);
+    if (rest.empty() || rest[0] != ':') return "missing port: write [IPv6]:port, e.g. [::1]:6432";
+    port_text = rest.substr(1);
+    if (host.empty()) return "empty IPv6 address between '[' and ']'";
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos) return "missing port: write host:port, e.g. 127.0.0.1:6432";
+    host = text.substr(0, colon);
+    port_text = std::string_view(text).substr(colon + 1);
+    if (host.find(':') != std::string::npos) return "an IPv6 address must be in brackets, e.g. [::1]:6432";
+    if (host.empty()) return "missing host: write 0.0.0.0:PORT for every IPv4 address or [::]:PORT for IPv6";
+  }
+  auto port = parse_port(port_text);
+  if (!port) return "invalid port " + quote(port_text) + ": expected a number from 1 to 65535";
+  out.text = text;
+  return resolve(host, *port, bracketed, /*passive=*/true, out);
+}
+
+struct Section {
+  std::string_view name;   // "gateway"
+  std::string_view label;  // "[gateway]", as the operator writes the header
+};
+constexpr Section kGateway{"gateway", "[gateway]"};
+constexpr Section kTarget{"target", "[[target]]"};
+constexpr Section kUser{"user", "[[user]]"};
+
+constexpr std::string_view kTopLevelKeys[] = {"gateway", "target", "user"};
+constexpr std::string_view kGatewayKeys[] = {"listen",
+                                             "shards",
+                                             "max_client_connections",
+                                             "max_message_bytes",
+                                             "handshake_timeout",
+                                             "connect_timeout",
+                                             "idle_timeout",
+                                             "write_stall_timeout",
+                                             "shutdown_grace",
+                                             "send_queue_bytes",
+                                             "recv_buffer_bytes",
+                                             "recv_buffers_per_shard",
+                                             "log_level"};
+constexpr std::string_view kTargetKeys[] = {"name", "host",          "port",        "database",
+                                            "user", "password_file", "password_env"};
+constexpr std::string_view kUserKeys[] = {"name", "password", "groups"};
+
+bool is_known(std::string_view key, std::span<const std::string_view> known) {
+  return std::find(known.begin(), known.end(), key) != known.end();
+}
+
+class Loader {
+ public:
+  Loader(std::string file, std::string base_dir) : file_(std::move(file)), base_dir_(std::move(base_dir)) {}
+
+  LoadedConfig load(std::string_view text) {
+    auto parsed = core::toml::parse(text);
+    for (const auto& e : parsed.errors) {
+      std::string message = e.message;
+      if (e.column > 0) message += " (column " + std::to_string(e.column) + ")";
+      error(e.line, std::move(message));
+    }
+    // Structure errors leave statements out of the tree; checking it would report
+    // their keys as missing. Syntax first, then the rest.
+    if (parsed.ok()) load_document(parsed.root);
+    std::stable_sort(result_.diagnostics.begin(), result_.diagnostics.end(),
+                     [](const ConfigDiagnostic& a, const ConfigDiagnostic& b) { return a.line < b.line; });
+    return std::move(result_);
+  }
+
+ private:
+  void error(int line, std::string message) { add(line, std::move(message), true); }
+  void warning(int line, std::string message) { add(line, std::move(message), false); }
+  void add(int line, std::string message, bool is_error) {
+    result_.diagnostics.push_back(ConfigDiagnostic{file_, line, std::move(message), is_error});
+  }
+
+  // --- the document --------------------------------------------------------------------
+
+  void load_document(const Value& root) {
+    const Value* gateway = nullptr;
+    const Value* targets = nullptr;
+    const Value* users = nullptr;
+    for (const auto& [key, value] : root.entries) {
+      if (key == "gateway") {
+        if (value.type == Type::table)
+          gateway = &value;
+        else if (value.type == Type::array && value.defined_by_header)
+          error(value.line, "[[gateway]] is not allowed: write [gateway] (there is one gateway section)");
+        else
+          error(value.line, "'gateway' must be a table: write a [gateway] section, not " +
+                                std::string(core::toml::type_name(value.type)));
+      } else if (key == "target" || key == "user") {
+        if (value.type == Type::array && value.defined_by_header) {
+          (key == "target" ? targets : users) = &value;
+        } else if (value.type == Type::table) {
+          error(value.line,
+                "write [[" + key + "]], not [" + key + "]: there is one [[" + key + "]] section per " + key);
+        } else {
+          error(value.line, "'" + key + "' must be [[" + key + "]] sections, not " +
+                                std::string(core::toml::type_name(value.type)));
+        }
+      } else {
+        unknown_top_level(key, value);
+      }
+    }
+
+    load_gateway(gateway);
+    if (targets == nullptr || targets->array.empty()) {
+      error(0, "no [[target]] is defined: at least one is required");
+    } else {
+      for (const auto& table : targets->array) load_target(table);
+    }
+    if (users == nullptr || users->array.empty()) {
+      warning(0, "no [[user]] is defined: no one can log in");
+    } else {
+      for (const auto& table : users->array) load_user(table);
+    }
+  }
+
+  void unknown_top_level(const std::string& key, const Value& value) {
+    if (value.type == Type::table || (value.type == Type::array && value.defined_by_header)) {
+      bool array = value.type == Type::array;
+      error(value.line, std::string("unknown table ") + (array ? "[[" : "[") + core::toml::format_key(key) +
+                            (array ? "]]" : "]") + did_you_mean(key, kTopLevelKeys));
+      return;
+    }
+    if (is_known(key, kGatewayKeys)) {
+      error(value.line, "key '" + key + "' belongs in the [gateway] section: put it after the [gateway] line");
+      return;
+    }
+    std::string hint = did_you_mean(key, kTopLevelKeys);
+    if (hint.empty()) {
+      if (auto match = closest(key, kGatewayKeys)) hint = " (did you mean '" + std::string(*match) + "' in [gateway]?)";
+    }
+    error(value.line, "unknown key " + quote_key(key) + " at the top level" + hint);
+  }
+
+  static std::string quote_key(std::string_view key) {
+    std::string shown = core::toml::format_key(key);
+    return shown.front() == '"' ? shown : "'" + shown + "'";
+  }
+
+  // Reports every key of `table` that `known` does not list.
+  void check_keys(const Value& table, const Section& section, std::span<const std::string_view> known) {
+    for (const auto& [key, value] : table.entries) {
+      if (is_known(key, known)) continue;
+      std::string hint = did_you_mean(key, known);
+      if (value.type == Type::table || (value.type == Type::array && value.defined_by_header)) {
+        bool array = value.type == Type::array;
+        error(value.line, std::string("unknown table ") + (array ? "[[" : "[") + std::string(section.name) + "." +
+                              core::toml::format_key(key) + (array ? "]]" : "]") + hint);
+      } else {
+        error(value.line, "unknown key " + quote_key(key) + " in " + std::string(section.label) + hint);
+      }
+    }
+  }
+
+  // --- typed access ----------------------------------------------------------------------
+
+  // The value of `key` when present with the expected type; reports any other type.
+  const Value* get(const Value& table, std::string_view key, Type type, const Section& section) {
+    const Value* value = table.find(key);
+    if (value == nullptr) return nullptr;
+    if (value->type != type) {
+      error(value->line, where(key, section) + " must be " + core::toml::type_name(type) + ", not " +
+                             core::toml::type_name(value->type));
+      return nullptr;
+    }
+    return value;
+  }
+
+  const Value* require(const Value& table, std::string_view key, Type type, const Section& section) {
+    if (table.find(key) == nullptr) {
+      error(table.line, "missing required key " + where(key, section));
+      return nullptr;
+    }
+    return get(table, key, type, section);
+  }
+
+  std::string where(std::string_view key, const Section& section) const {
+    return "'" + std::string(key) + "' in " + std::string(section.label);
+  }
+
+  // Integer in [low, high]; `out` is kept when absent or wrong. False when reported.
+  template <typename T>
+  bool integer(const Value& table, std::string_view key, int64_t low, int64_t high, const Section& section, T& out) {
+    bool present = table.find(key) != nullptr;
+    const Value* value = get(table, key, Type::integer, section);
+    if (value == nullptr) return !present;
+    if (value->integer < low || value->integer > high) {
+      error(value->line, where(key, section) + " must be between " + std::to_string(low) + " and " +
+                             std::to_string(high) + ", not " + std::to_string(value->integer));
+      return false;
+    }
+    out = static_cast<T>(value->integer);
+    return true;
+  }
+
+  // Size in [low, high] bytes: an integer or a string with a binary unit.
+  bool size(const Value& table, std::string_view key, int64_t low, int64_t high, const Section& section,
+            uint32_t& out) {
+    const Value* value = table.find(key);
+    if (value == nullptr) return true;
+    int64_t bytes;
+    std::string shown;
+    if (value->type == Type::integer) {
+      bytes = value->integer;
+      shown = std::to_string(bytes);
+    } else if (value->type == Type::string) {
+      std::string problem;
+      auto parsed = parse_size(value->string, problem);
+      if (!parsed) {
+        error(value->line, where(key, section) + ": invalid size " + quote(value->string) + ": " + problem);
+        return false;
+      }
+      bytes = *parsed;
+      shown = core::toml::printable(value->string);
+    } else {
+      error(value->line, where(key, section) + " must be a size: an integer (bytes) or a string like \"64KiB\", not " +
+                             core::toml::type_name(value->type));
+      return false;
+    }
+    if (bytes < low || bytes > high) {
+      error(value->line, where(key, section) + " must be between " + format_size(low) + " and " + format_size(high) +
+                             ", not " + shown);
+      return false;
+    }
+    out = static_cast<uint32_t>(bytes);
+    return true;
+  }
+
+  // Duration in [low, high]; allow_off also accepts "0s" (feature off).
+  bool duration(const Value& table, std::string_view key, int64_t low, int64_t high, bool allow_off,
+                const Section& section, milliseconds& out) {
+    const Value* value = table.find(key);
+    if (value == nullptr) return true;
+    if (value->type != Type::string) {
+      error(value->line, where(key, section) +
+                             " must be a duration string such as \"10s\" (units: ms, s, m, h, d), not " +
+                             core::toml::type_name(value->type));
+      return false;
+    }
+    std::string problem;
+    auto ms = parse_duration(value->string, problem);
+    if (!ms) {
+      error(value->line, where(key, section) + ": invalid duration " + quote(value->string) + ": " + problem);
+      return false;
+    }
+    if ((*ms < low || *ms > high) && !(allow_off && *ms == 0)) {
+      std::string range = "between " + format_duration(low) + " and " + format_duration(high);
+      if (allow_off) range = "0s (off) or " + range;
+      error(value->line, where(key, section) + " must be " + range + ", not " + core::toml::printable(value->string));
+      return false;
+    }
+    out = milliseconds(*ms);
+    return true;
+  }
+
+  // A name as PostgreSQL takes it (role, database, user): 1..63 bytes, no control characters.
+  bool check_name(const Value& value, std::string_view key, const Section& section) {
+    if (value.string.empty() || value.string.size() > kMaxNameBytes) {
+      error(value.line, where(key, section) + " must be 1 to " + std::to_string(kMaxNameBytes) + " bytes long, not " +
+                            std::to_string(value.string.size()));
+      return false;
+    }
+    if (has_control_character(value.string)) {
+      error(value.line, where(key, section) + " must not contain control characters");
+      return false;
+    }
+    return true;
+  }
+
+  // --- [gateway] ---------------------------------------------------------------------
+
+  void load_gateway(const Value* table) {
+    auto& g = result_.settings.gateway;
+    if (table == nullptr) {
+      load_default_listen();
+      return;
+    }
+    const Section& s = kGateway;
+    check_keys(*table, s, kGatewayKeys);
+    load_listen(*table);
+    integer(*table, "shards", 0, 256, s, g.shards);
+    integer(*table, "max_client_connections", 1, 1'000'000, s, g.max_client_connections);
+    size(*table, "max_message_bytes", 64 * kKiB, kGiB, s, g.max_message_bytes);
+    duration(*table, "handshake_timeout", 100, 10 * kMinute, false, s, g.handshake_timeout);
+    duration(*table, "connect_timeout", 100, 10 * kMinute, false, s, g.connect_timeout);
+    duration(*table, "idle_timeout", kSecond, 30 * kDay, true, s, g.idle_timeout);
+    duration(*table, "write_stall_timeout", kSecond, kHour, false, s, g.write_stall_timeout);
+    duration(*table, "shutdown_grace", 0, kHour, false, s, g.shutdown_grace);
+    bool queue_ok = size(*table, "send_queue_bytes", 16 * kKiB, 64 * kMiB, s, g.send_queue_bytes);
+    bool buffer_ok = size(*table, "recv_buffer_bytes", 4 * kKiB, kMiB, s, g.recv_buffer_bytes);
+    if (queue_ok && buffer_ok && g.send_queue_bytes < g.recv_buffer_bytes) {
+      const Value* at = table->find("send_queue_bytes");
+      if (at == nullptr) at = table->find("recv_buffer_bytes");
+      error(at != nullptr ? at->line : table->line,
+            "send_queue_bytes (" + format_size(g.send_queue_bytes) + ") must be at least recv_buffer_bytes (" +
+                format_size(g.recv_buffer_bytes) + ") in [gateway]: one received buffer must fit in the send queue");
+    }
+    uint32_t buffers = g.recv_buffers_per_shard;
+    const Value* buffers_value = table->find("recv_buffers_per_shard");
+    if (buffers_value != nullptr && integer(*table, "recv_buffers_per_shard", 64, 32768, s, buffers)) {
+      if ((buffers & (buffers - 1)) != 0) {
+        error(buffers_value->line, where("recv_buffers_per_shard", s) +
+                                       " must be a power of two (64, 128, ..., 32768), not " + std::to_string(buffers));
+      } else {
+        g.recv_buffers_per_shard = buffers;
+      }
+    }
+    if (const Value* level = get(*table, "log_level", Type::string, s)) {
+      if (!core::parse_log_level(level->string, g.log_level))
+        error(level->line, where("log_level", s) + ": unknown level " + quote(level->string) +
+                               ": use debug, info, warning or error");
+    }
+  }
+
+  void load_default_listen() {
+    protocol::SocketAddress address;
+    std::string problem = parse_listen_address(kDefaultListen, address);
+    if (!problem.empty())
+      error(0, std::string("default listen address ") + kDefaultListen + ": " + problem);
+    else
+      result_.settings.gateway.listen.push_back(std::move(address));
+  }
+
+  void load_listen(const Value& table) {
+    const Value* value = table.find("listen");
+    if (value == nullptr) {
+      load_default_listen();
+      return;
+    }
+    std::vector<const Value*> items;
+    bool strings = value->type == Type::string;
+    if (value->type == Type::array) {
+      strings = true;
+      for (const auto& element : value->array) {
+        strings = strings && element.type == Type::string;
+        items.push_back(&element);
+      }
+      if (strings && items.empty()) {
+        error(value->line, where("listen", kGateway) + " must name at least one address");
+        return;
+      }
+    } else {
+      items.push_back(value);
+    }
+    if (!strings) {
+      error(value->line, where("listen", kGateway) + " must be a string or an array of strings, not " +
+                             (value->type == Type::array ? std::string("an array holding other values")
+                                                         : std::string(core::toml::type_name(value->type))));
+      return;
+    }
+    auto& listen = result_.settings.gateway.listen;
+    for (const Value* item : items) {
+      protocol::SocketAddress address;
+      std::string problem = parse_listen_address(item->string, address);
+      if (!problem.empty()) {
+        error(item->line, where("listen", kGateway) + ": invalid address " + quote(item->string) + ": " + problem);
+        continue;
+      }
+      bool duplicate = std::any_of(listen.begin(), listen.end(),
+                                   [&](const protocol::SocketAddress& a) { return a.text == address.text; });
+      if (duplicate) {
+        error(item->line, where("listen", kGateway) + ": address " + quote(item->string) + " is listed twice");
+        continue;
+      }
+      listen.push_back(std::move(address));
+    }
+  }
+
+  // --- [[target]] --------------------------------------------------------------------
+
+  static bool valid_target_name(std::string_view name) {
+    if (name.empty() || name.size() > kMaxNameBytes) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+             c == '-';
+    });
+  }
+
+  void load_target(const Value& table) {
+    const Section& s = kTarget;
+    check_keys(table, s, kTargetKeys);
+    protocol::Target target;
+    bool valid = true;
+
+    if (const Value* name = require(table, "name", Type::string, s)) {
+      target.name = name->string;
+      if (!valid_target_name(name->string)) {
+        error(name->line,
+              where("name", s) + " must be 1 to 63 characters from A-Z a-z 0-9 _ . -, not " + quote(name->string));
+        valid = false;
+      } else if (auto it = target_lines_.find(name->string); it != target_lines_.end()) {
+        error(name->line, "duplicate target name " + quote(name->string) + " (first defined on line " +
+                              std::to_string(it->second) + ")");
+        valid = false;
+      } else {
+        target_lines_.emplace(name->string, name->line);
+      }
+    } else {
+      valid = false;
+    }
+    std::string label = target.name.empty() ? "[[target]]" : "target " + quote(target.name);
+
+    valid = integer(table, "port", 1, 65535, s, target.port) && valid;
+    const Value* host = require(table, "host", Type::string, s);
+    if (host != nullptr) {
+      std::string problem = resolve_target(*host, target.port, target);
+      if (!problem.empty()) {
+        error(host->line, where("host", s) + ": " + problem);
+        valid = false;
+      }
+    } else {
+      valid = false;
+    }
+
+    target.database = target.name;
+    if (const Value* database = get(table, "database", Type::string, s)) {
+      if (check_name(*database, "database", s))
+        target.database = database->string;
+      else
+        valid = false;
+    } else {
+      valid = valid && table.find("database") == nullptr;
+    }
+    if (const Value* user = require(table, "user", Type::string, s)) {
+      if (check_name(*user, "user", s))
+        target.user = user->string;
+      else
+        valid = false;
+    } else {
+      valid = false;
+    }
+    valid = load_target_password(table, label, target) && valid;
+    if (valid) result_.settings.targets.push_back(std::move(target));
+  }
+
+  // `host` (no port) + port -> target.address. Returns the reason on failure.
+  std::string resolve_target(const Value& host, uint16_t port, protocol::Target& target) {
+    std::string name = host.string;
+    bool ipv6 = false;
+    if (name.size() >= 2 && name.front() == '[' && name.back() == ']') {
+      name = name.substr(1, name.size() - 2);
+      ipv6 = true;
+    } else if (size_t colon = name.find(':'); colon != std::string::npos) {
+      if (name.find(':', colon + 1) == std::string::npos)
+        return "host " + quote(host.string) + " must not include a port: set port = " + name.substr(colon + 1) +
+               " instead";
+      ipv6 = true;
+    }
+    target.host = name;
+    target.address.text = (ipv6 ? "[" + name + "]" : name) + ":" + std::to_string(port);
+    std::string problem = resolve(name, port, ipv6, /*passive=*/false, target.address);
+    if (!problem.empty() && ipv6) return "invalid host " + quote(host.string) + ": " + problem;
+    return problem;
+  }
+
+  bool load_target_password(const Value& table, const std::string& label, protocol::Target& target) {
+    const Section& s = kTarget;
+    const Value* file = get(table, "password_file", Type::string, s);
+    const Value* env = get(table, "password_env", Type::string, s);
+    bool file_present = table.find("password_file") != nullptr;
+    bool env_present = table.find("password_env") != nullptr;
+    if (file_present && env_present) {
+      error(table.find("password_env")->line, label + " sets both password_file and password_env: keep one of them");
+      return false;
+    }
+    if (!file_present && !env_present) {
+      warning(table.line, label +
+                              " has no password_file or password_env: sluice will log in without a password, "
+                              "which works only if the server trusts it (e.g. 'trust' in pg_hba.conf)");
+      return true;
+    }
+    if (file != nullptr) return read_password_file(*file, label, target);
+    if (env != nullptr) return read_password_env(*env, label, target);
+    return false;  // present with the wrong type, already reported
+  }
+
+  bool read_password_file(const Value& value, const std::string& label, protocol::Target& target) {
+    const std::string& written = value.string;
+    if (written.empty() || written.find('\0') != std::string::npos) {
+      error(value.line, where("password_file", kTarget) + " must be a file path");
+      return false;
+    }
+    std::string path = written;
+    if (path[0] != '/' && !base_dir_.empty()) path = base_dir_ + "/" + path;
+    // O_NONBLOCK: a FIFO planted in place of the file must not hang the load.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+      error(value.line, "cannot open password_file " + quote_path(path) + " of " + label + ": " + std::strerror(errno));
+      return false;
+    }
+    struct stat st {};
+    std::string content;
+    std::string problem;
+    if (::fstat(fd, &st) != 0) {
+      problem = std::strerror(errno);
+    } else if (!S_ISREG(st.st_mode)) {
+      problem = "not a regular file";
+    } else if (static_cast<uint64_t>(st.st_size) > kMaxPasswordFileBytes) {
+      problem = "larger than 64 KiB; it should hold only the password";
+    } else {
+      content.resize(kMaxPasswordFileBytes);
+      size_t used = 0;
+      while (used < content.size()) {
+        ssize_t n = ::read(fd, content.data() + used, content.size() - used);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          problem = std::strerror(errno);
+          break;
+        }
+        if (n == 0) break;
+        used += static_cast<size_t>(n);
+      }
+      content.resize(used);
+    }
+    ::close(fd);
+    if (!problem.empty()) {
+      error(value.line, "cannot read password_file " + quote_path(path) + " of " + label + ": " + problem);
+      return false;
+    }
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      warning(value.line, "password_file " + quote_path(path) + " of " + label +
+                              " is accessible by group or others (mode " + mode + "); run: chmod 600 " +
+                              core::toml::printable(path, 4096));
+    }
+    std::string password = content.substr(0, content.find('\n'));
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    if (password.empty()) {
+      error(value.line,
+            "password_file " + quote_path(path) + " of " + label + " is empty: its first line is the password");
+      return false;
+    }
+    if (password.find('\0') != std::string::npos) {
+      error(value.line, "password_file " + quote_path(path) + " of " + label + " contains a NUL byte");
+      return false;
+    }
+    target.password = protocol::Secret(std::move(password));
+    return true;
+  }
+
+  bool read_password_env(const Value& value, const std::string& label, protocol::Target& target) {
+    const std::string& name = value.string;
+    if (name.empty() || name.find('=') != std::string::npos || name.find('\0') != std::string::npos) {
+      error(value.line, where("password_env", kTarget) + " must be the name of an environment variable");
+      return false;
+    }
+    const char* password = std::getenv(name.c_str());
+    if (password == nullptr) {
+      error(value.line, "environment variable " + quote(name) + " (password_env of " + label + ") is not set");
+      return false;
+    }
+    if (*password == '\0') {
+      error(value.line, "environment variable " + quote(name) + " (password_env of " + label + ") is empty");
+      return false;
+    }
+    target.password = protocol::Secret(password);
+    return true;
+  }
+
+  // --- [[user]] ----------------------------------------------------------------------
+
+  void load_user(const Value& table) {
+    const Section& s = kUser;
+    check_keys(table, s, kUserKeys);
+    protocol::GatewayUser user;
+    bool valid = true;
+    if (const Value* name = require(table, "name", Type::string, s)) {
+      if (!check_name(*name, "name", s)) {
+        valid = false;
+      } else if (auto it = user_lines_.find(name->string); it != user_lines_.end()) {
+        error(name->line, "duplicate user name " + quote(name->string) + " (first defined on line " +
+                              std::to_string(it->second) + ")");
+        valid = false;
+      } else {
+        user_lines_.emplace(name->string, name->line);
+        user.name = name->string;
+      }
+    } else {
+      valid = false;
+    }
+    std::string label = user.name.empty() ? "[[user]]" : "user " + quote(user.name);
+    if (const Value* password = require(table, "password", Type::string, s)) {
+      valid = load_verifier(*password, label, user) && valid;
+    } else {
+      valid = false;
+    }
+    valid = load_groups(table, user) && valid;
+    if (valid) result_.settings.users.push_back(std::move(user));
+  }
+
+  // Messages here never include the value: it is a password or a verifier.
+  bool load_verifier(const Value& value, const std::string& label, protocol::GatewayUser& user) {
+    const std::string& text = value.string;
+    constexpr std::string_view kScramPrefix = "SCRAM-SHA-256$";
+    if (text.starts_with(kScramPrefix)) {
+      auto verifier = protocol::scram::parse_verifier(text);
+      if (!verifier) {
+        error(value.line, label +
+                              ": password starts with SCRAM-SHA-256$ but is not a valid verifier "
+                              "(expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>)");
+        return false;
+      }
+      user.verifier = std::move(*verifier);
+      return true;
+    }
+    bool md5 = text.size() == 35 && text.starts_with("md5") && std::all_of(text.begin() + 3, text.end(), [](char c) {
+                 return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+               });
+    if (md5) {
+      error(value.line, label +
+                            ": password is an md5 hash, which cannot be used for SCRAM-SHA-256 "
+                            "authentication; give a SCRAM-SHA-256 verifier (sluicectl scram-verifier)");
+      return false;
+    }
+    if (text.empty()) {
+      error(value.line, label + ": password is empty");
+      return false;
+    }
+    warning(value.line, label + ": password is in plaintext; store a verifier instead: sluicectl scram-verifier");
+    user.verifier = protocol::scram::make_verifier(text);
+    return true;
+  }
+
+  bool load_groups(const Value& table, protocol::GatewayUser& user) {
+    const Value* groups = table.find("groups");
+    if (groups == nullptr) return true;
+    bool strings = groups->type == Type::array && std::all_of(groups->array.begin(), groups->array.end(),
+                                                              [](const Value& v) { return v.type == Type::string; });
+    if (!strings) {
+      error(groups->line, where("groups", kUser) + " must be an array of strings, e.g. groups = [\"dev\"]");
+      return false;
+    }
+    bool valid = true;
+    for (const auto& group : groups->array) {
+      if (!check_name(group, "groups", kUser)) {
+        valid = false;
+      } else if (std::find(user.groups.begin(), user.groups.end(), group.string) != user.groups.end()) {
+        warning(group.line, where("groups", kUser) + ": group " + quote(group.string) + " is listed twice");
+      } else {
+        user.groups.push_back(group.string);
+      }
+    }
+    return valid;
+  }
+
+  std::string file_;
+  std::string base_dir_;
+  LoadedConfig result_;
+  std::map<std::string, int, std::less<>> target_lines_;  // name -> line, for duplicates
+  std::map<std::string, int, std::less<>> user_lines_;
+};
+
+LoadedConfig whole_file_error(const std::string& path, std::string message) {
+  LoadedConfig result;
+  result.diagnostics.push_back(ConfigDiagnostic{path, 0, std::move(message), true});
+  return result;
+}
+
+}  // namespace
+
+bool LoadedConfig::ok() const {
+  return std::none_of(diagnostics.begin(), diagnostics.end(), [](const ConfigDiagnostic& d) { return d.is_error; });
+}
+
+LoadedConfig load_config_text(std::string_view text, const std::string& file_name, const std::string& base_dir) {
+  return Loader(file_name, base_dir).load(text);
+}
+
+LoadedConfig load_config_file(const std::string& path) {
+  size_t slash = path.rfind('/');
+  std::string base_dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    return whole_file_error(path, std::string("cannot open the configuration file: ") + std::strerror(errno));
+  }
+  std::string text;
+  std::string problem;
+  // One byte past the cap is enough to know the file is too large.
+  text.resize(core::toml::kMaxInputBytes + 1);
+  size_t used = 0;
+  while (used < text.size()) {
+    ssize_t n = ::read(fd, text.data() + used, text.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      problem = std::strerror(errno);
+      break;
+    }
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  text.resize(used);
+  if (problem.empty() && used > core::toml::kMaxInputBytes) problem = "larger than 1 MiB";
+  if (!problem.empty()) {
+    return whole_file_error(path, "cannot read the configuration file: " + problem);
+  }
+  return Loader(path, base_dir).load(text);
+}
+
+std::string format_diagnostic(const ConfigDiagnostic& diagnostic) {
+  std::string out = diagnostic.file;
+  if (diagnostic.line > 0) out += ":" + std::to_string(diagnostic.line);
+  out += diagnostic.is_error ? ": error: " : ": warning: ";
+  out += diagnostic.message;
+  return out;
+}
+
+}  // namespace sluice::tools
