@@ -261,7 +261,7 @@ Disposition Session::client_header(uint8_t type, uint32_t body_length) {
       const uint32_t limit = frontend_body_limit(type, settings_.gateway.max_message_bytes);
       if (body_length > limit) {
         ++counters_.protocol_violations;
-        if (limit == settings_.gateway.max_message_bytes && body_length != 0xffffffffu) {
+        if (limit == settings_.gateway.max_message_bytes && body_length <= kLargeMessageLimit) {
           fail(fatal("54000",
                      std::string(frontend_message_name(type)) + " message of " + std::to_string(body_length) +
                          " bytes exceeds the gateway's limit of " + std::to_string(limit) + " bytes",
@@ -423,7 +423,7 @@ Disposition Session::backend_header(uint8_t type, uint32_t body_length) {
   const uint32_t limit = backend_body_limit(type, settings_.gateway.max_message_bytes);
   if (body_length > limit) {
     ++counters_.protocol_violations;
-    if (body_length != 0xffffffffu && limit == settings_.gateway.max_message_bytes) {
+    if (body_length <= kLargeMessageLimit && limit == settings_.gateway.max_message_bytes) {
       fail(fatal("54000",
                  "the server sent a " + std::string(backend_message_name(type)) + " of " + std::to_string(body_length) +
                      " bytes, larger than the gateway's limit of " + std::to_string(limit) + " bytes",

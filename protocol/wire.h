@@ -22,6 +22,8 @@ inline constexpr uint32_t kGssEncRequestCode = 80877104;
 // PostgreSQL's own caps (src/include/libpq/pqcomm.h, libpq.h).
 inline constexpr uint32_t kMaxStartupPacketLength = 10000;
 inline constexpr uint32_t kSmallMessageLimit = 10000;
+// PQ_LARGE_MESSAGE_LIMIT: no message of a real PostgreSQL peer is larger.
+inline constexpr uint32_t kLargeMessageLimit = 0x3fffffff - 1;
 inline constexpr uint32_t kMaxStartupParameters = 64;
 // Messages we build must stay below 2^31 (the pgx CVE-2024-27304 class was an encoder bug).
 inline constexpr size_t kMaxEncodedMessage = 0x7fffffff;
