@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds every libFuzzer target with clang (ASan + UBSan) and runs each for a bounded
+# time from its checked-in seed corpus (tests/fuzz/<target>/). A crash fails the run
+# and leaves the reproducer in build/fuzz/<target>.crashes/.
+#   tools/fuzz.sh            # FUZZ_SECONDS per target (default 30)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${FUZZ_SECONDS:-30}"
+cxx="${FUZZ_CXX:-clang++-14}"
+out=build/fuzz
+mkdir -p "$out"
+flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I.)
+
+declare -A sources=(
+  [session]="protocol/session_fuzz.cc protocol/session.cc protocol/wire.cc protocol/scram.cc core/out_queue.cc core/timer_wheel.cc core/log.cc"
+  [scram]="protocol/scram_fuzz.cc protocol/scram.cc"
+  [toml]="core/toml_fuzz.cc core/toml.cc"
+)
+failed=0
+for target in session scram toml; do
+  echo "== fuzz: building $target"
+  # shellcheck disable=SC2086
+  "$cxx" "${flags[@]}" ${sources[$target]} -lcrypto -o "$out/$target"
+  work="$out/$target.corpus"
+  rm -rf "$work" && mkdir -p "$work" "$out/$target.crashes"
+  cp tests/fuzz/"$target"/* "$work"/
+  echo "== fuzz: running $target for ${seconds}s"
+  if ! (cd "$out/$target.crashes" && "../$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+          -print_final_stats=1 "../$target.corpus" > "../$target.log" 2>&1); then
+    echo "fuzz: $target FAILED; see $out/$target.log and the crash-* file in $out/$target.crashes/"
+    tail -30 "$out/$target.log"
+    failed=1
+  else
+    grep -E "^stat::number_of_executed_units" "$out/$target.log" | sed "s/^/fuzz: $target: /" || true
+  fi
+done
+exit "$failed"
