@@ -608,7 +608,11 @@ void Session::backend_ready(char status) {
     std::vector<uint8_t>().swap(held_client_bytes_);
     host_.flush(Side::backend);
   }
-  if (shutting_down_) maybe_close_for_shutdown();
+  if (shutting_down_) {
+    maybe_close_for_shutdown();
+  } else if (idle() && settings_.gateway.idle_timeout.count() > 0) {
+    arm_deadline(settings_.gateway.idle_timeout, "idle session");  // idle from the first moment
+  }
 }
 
 // ---------------------------------------------------------------------------

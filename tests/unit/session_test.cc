@@ -478,6 +478,18 @@ TEST(Session, GracefulShutdownWaitsForTheRunningQuery) {
   EXPECT_EQ(to_backend[0].type, 'X') << "the backend session is ended with Terminate";
 }
 
+TEST(Session, IdleTimeoutCountsFromLogin) {
+  Harness h(27);
+  h.settings.gateway.idle_timeout = std::chrono::milliseconds(100);
+  h.login();
+  ASSERT_EQ(h.session.state(), Session::State::ready);
+  for (int i = 0; i < 50 && !h.host.finished; ++i) h.host.wheel.advance();
+  ASSERT_TRUE(h.host.finished) << "a session idle since its login is closed too";
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_FALSE(messages.empty());
+  EXPECT_EQ(error_code(messages.back()), "57P05");
+}
+
 TEST(Session, TerminateIsForwardedAndEndsTheSession) {
   Harness h(23);
   h.login();
