@@ -1,0 +1,403 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: pgbench -S against PostgreSQL 15 directly, through sluice and
+# through pgbouncer, in one run on this machine, runs interleaved; then 1,000 idle
+# sessions to measure sluiced's memory per session. Prints a table with ratios and saves
+# the whole output to bench/results/e2e-<date>.txt.
+#
+# Knobs (environment):
+#   BENCH_SECONDS=10        length of one measured pgbench run
+#   BENCH_REPEAT=2          runs per (mode, clients, target)
+#   BENCH_CLIENTS="16 64"   pgbench -c values
+#   BENCH_MODES="simple extended prepared"
+#   BENCH_TARGETS="direct sluice pgbouncer"
+#   BENCH_THREADS=2         pgbench -j
+#   BENCH_SCALE=10          pgbench -i -s
+#   BENCH_IDLE_SESSIONS=1000   0 skips the idle-session test
+#   BENCH_KEEP=1            keep the temporary directory (logs, configs) afterwards
+#   SLUICE_BUILD_DIR=...    use binaries from there instead of building build/release
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+seconds=${BENCH_SECONDS:-10}
+repeat=${BENCH_REPEAT:-2}
+read -r -a clients_list <<<"${BENCH_CLIENTS:-16 64}"
+read -r -a modes <<<"${BENCH_MODES:-simple extended prepared}"
+read -r -a targets <<<"${BENCH_TARGETS:-direct sluice pgbouncer}"
+threads=${BENCH_THREADS:-2}
+scale=${BENCH_SCALE:-10}
+idle_sessions=${BENCH_IDLE_SESSIONS:-1000}
+idle_timeout=120  # seconds to wait for all idle sessions to connect
+warmup_seconds=3
+pg_bin=/usr/lib/postgresql/15/bin
+clk_tck=$(getconf CLK_TCK)
+
+has_target() { local t; for t in "${targets[@]}"; do [ "$t" = "$1" ] && return 0; done; return 1; }
+say() { echo "e2e: $*" >&2; }
+die() { echo "e2e: error: $*" >&2; exit 1; }
+
+for t in "${targets[@]}"; do
+  case "$t" in direct | sluice | pgbouncer) ;; *) die "unknown target '$t' in BENCH_TARGETS" ;; esac
+done
+
+runs_total=$((repeat * ${#modes[@]} * ${#clients_list[@]} * ${#targets[@]}))
+estimate=$((45 + ${#targets[@]} * warmup_seconds + runs_total * (seconds + 1)))
+[ "$idle_sessions" -gt 0 ] && estimate=$((estimate + 2 * 30))
+duration_text="about $((estimate / 60)) min $((estimate % 60)) s (at most ~$(((estimate + 300) / 60)) min)"
+say "expected duration after the build: $duration_text"
+
+# ---------------------------------------------------------------- dependencies, binaries
+if [ -z "${SLUICE_BUILD_DIR:-}" ]; then
+  tools/install-deps.sh
+  if has_target sluice; then tools/build.sh release; fi
+fi
+
+# From here on, everything printed also goes to the results file.
+mkdir -p bench/results
+result_file=$repo/bench/results/e2e-$(date +%Y%m%d-%H%M%S).txt
+exec > >(tee "$result_file") 2>&1
+echo "sluice end-to-end benchmark, $(date -u +%FT%TZ)"
+echo "  $runs_total pgbench runs of ${seconds}s (${#modes[@]} modes x ${#clients_list[@]} client counts x ${#targets[@]} targets x $repeat)"
+echo "  expected duration: $duration_text"
+echo "  results: $result_file"
+build_dir=${SLUICE_BUILD_DIR:-$repo/build/release}
+sluiced=$build_dir/tools/sluiced
+sluicectl=$build_dir/tools/sluicectl
+if has_target sluice; then
+  [ -x "$sluiced" ] || die "$sluiced not found: run tools/build.sh release"
+fi
+
+# PostgreSQL and pgbouncer refuse to run as root: as root they run as the postgres OS user.
+if [ "$(id -u)" -eq 0 ]; then
+  pg_os_user=postgres
+  as_pg=(runuser -u postgres --)
+else
+  pg_os_user=$(id -un)
+  as_pg=()
+fi
+pg_run() { (cd / && "${as_pg[@]}" "$@"); }
+
+# 1,000 sessions need file descriptors: clients here, client + backend sockets in the proxy.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" -lt $((2 * idle_sessions + 200)) ]; then
+  say "open-file limit $(ulimit -n) is too low for $idle_sessions idle sessions; raise 'ulimit -Hn'"
+  idle_sessions=$((($(ulimit -n) - 200) / 2))
+  [ "$idle_sessions" -gt 0 ] || idle_sessions=0
+  say "measuring $idle_sessions idle sessions instead"
+fi
+
+# ---------------------------------------------------------------- workspace and cleanup
+work=$(mktemp -d /var/tmp/sluice-e2e.XXXXXX)
+chmod 755 "$work"
+mkdir -p "$work/pg" "$work/pgbouncer" "$work/sluice"
+[ "$pg_os_user" = "$(id -un)" ] || chown "$pg_os_user:" "$work/pg" "$work/pgbouncer"
+pgdata=$work/pg/data
+sluiced_pid=
+pgbouncer_pid=
+idle_client_pid=
+
+stop_pid() {  # pid, seconds to wait after SIGTERM before SIGKILL
+  local pid=$1 i
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < $2 * 10; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  set +e
+  stop_pid "$idle_client_pid" 2
+  stop_pid "$sluiced_pid" 30
+  stop_pid "$pgbouncer_pid" 10
+  [ -f "$pgdata/postmaster.pid" ] && pg_run "$pg_bin/pg_ctl" -D "$pgdata" -m immediate -w stop >/dev/null 2>&1
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    echo "e2e: kept $work"
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {  # a TCP port nobody listens on, starting the search at $1
+  local p=$1
+  while [ -n "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; do p=$((p + 1)); done
+  echo "$p"
+}
+wait_port() {  # port, pid that must stay alive, name, log
+  local i
+  for ((i = 0; i < 100; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    if ! kill -0 "$2" 2>/dev/null; then tail -n 30 "$4" >&2 || true; die "$3 exited during startup (log: $4)"; fi
+    sleep 0.1
+  done
+  tail -n 30 "$4" >&2 || true
+  die "$3 did not accept connections on 127.0.0.1:$1 within 10 s"
+}
+base_port=$((20000 + RANDOM % 20000))
+pg_port=$(free_port "$base_port")
+sluice_port=$(free_port $((pg_port + 1)))
+pgbouncer_port=$(free_port $((sluice_port + 1)))
+
+# One password for every login, and one SCRAM verifier of it shared by PostgreSQL and
+# pgbouncer's auth_file: pgbouncer 1.18 logs a forced user (user= in [databases]) into
+# the server with the SCRAM keys of the client's own login instead of the password= it
+# holds (pgbouncer issues #944, #1461), which works only when both verifiers are equal.
+# The proxies still hold the backend credential; clients authenticate to the proxy.
+bench_password=$(openssl rand -hex 16)
+shared_verifier=$(printf '%s' "$bench_password" | python3 bench/e2e/scram_verifier.py)
+
+# ---------------------------------------------------------------- PostgreSQL
+say "creating a PostgreSQL 15 cluster on 127.0.0.1:$pg_port"
+pg_run "$pg_bin/initdb" -D "$pgdata" -U postgres -E UTF8 --no-locale \
+  --auth-local=trust --auth-host=scram-sha-256 >"$work/initdb.log" 2>&1 ||
+  { cat "$work/initdb.log" >&2; die "initdb failed"; }
+pg_run tee -a "$pgdata/postgresql.conf" >/dev/null <<EOF
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$work/pg'
+max_connections = 1200
+shared_buffers = 256MB
+synchronous_commit = off
+password_encryption = 'scram-sha-256'
+max_parallel_workers_per_gather = 0
+max_parallel_maintenance_workers = 0
+EOF
+pg_run tee "$pgdata/pg_hba.conf" >/dev/null <<EOF
+local all all               trust
+host  all all 127.0.0.1/32  scram-sha-256
+EOF
+pg_run "$pg_bin/pg_ctl" -D "$pgdata" -l "$work/pg/postgresql.log" -w -t 120 start >/dev/null ||
+  { tail -n 30 "$work/pg/postgresql.log" >&2; die "PostgreSQL did not start"; }
+pg_psql() { pg_run "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$work/pg" -p "$pg_port" -U postgres "$@"; }
+pg_psql -d postgres <<EOF
+CREATE ROLE bench_proxy LOGIN PASSWORD '$shared_verifier';
+CREATE DATABASE bench OWNER bench_proxy;
+EOF
+say "pgbench -i -s $scale"
+PGPASSWORD=$bench_password "$pg_bin/pgbench" -i -q -s "$scale" -h 127.0.0.1 -p "$pg_port" -U bench_proxy bench \
+  >"$work/pgbench-init.log" 2>&1 || { cat "$work/pgbench-init.log" >&2; die "pgbench -i failed"; }
+pg_psql -d bench -c "VACUUM ANALYZE"
+
+# ---------------------------------------------------------------- sluiced
+if has_target sluice; then
+  if verifier=$(printf '%s' "$bench_password" | "$sluicectl" scram-verifier 2>/dev/null) &&
+     [[ "$verifier" == SCRAM-SHA-256\$* ]]; then
+    :
+  else
+    say "warning: 'sluicectl scram-verifier' failed; computing the verifier with bench/e2e/scram_verifier.py"
+    verifier=$(printf '%s' "$bench_password" | python3 bench/e2e/scram_verifier.py)
+  fi
+  (umask 077 && printf '%s' "$bench_password" >"$work/sluice/bench.password")
+  cat >"$work/sluice/sluice.toml" <<EOF
+[gateway]
+listen = "127.0.0.1:$sluice_port"
+shards = 0
+max_client_connections = 2000
+log_level = "info"
+
+[[target]]
+name = "bench"
+host = "127.0.0.1"
+port = $pg_port
+database = "bench"
+user = "bench_proxy"
+password_file = "$work/sluice/bench.password"
+
+[[user]]
+name = "bench"
+password = "$verifier"
+groups = ["bench"]
+EOF
+  say "starting sluiced on 127.0.0.1:$sluice_port"
+  "$sluiced" --config "$work/sluice/sluice.toml" >"$work/sluice/sluiced.log" 2>&1 </dev/null &
+  sluiced_pid=$!
+  wait_port "$sluice_port" "$sluiced_pid" sluiced "$work/sluice/sluiced.log"
+fi
+
+# ---------------------------------------------------------------- pgbouncer
+# Same shape as sluice: clients authenticate to the proxy with SCRAM (a verifier in the
+# auth_file), the proxy holds the backend credential. bench_idle is the idle-session
+# test's pool, sized so that every idle client holds a server connection, as in sluice.
+if has_target pgbouncer; then
+  pgb=$work/pgbouncer
+  printf '"bench" "%s"\n' "$shared_verifier" |
+    pg_run tee "$pgb/userlist.txt" >/dev/null
+  pg_run chmod 600 "$pgb/userlist.txt"
+  pg_run tee "$pgb/pgbouncer.ini" >/dev/null <<EOF
+[databases]
+bench = host=127.0.0.1 port=$pg_port dbname=bench user=bench_proxy password=$bench_password
+bench_idle = host=127.0.0.1 port=$pg_port dbname=bench user=bench_proxy password=$bench_password pool_size=$((idle_sessions + 10))
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $pgbouncer_port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $pgb/userlist.txt
+pool_mode = session
+max_client_conn = 2000
+default_pool_size = 100
+logfile = $pgb/pgbouncer.log
+pidfile = $pgb/pgbouncer.pid
+log_connections = 0
+log_disconnections = 0
+ignore_startup_parameters = extra_float_digits
+EOF
+  say "starting pgbouncer on 127.0.0.1:$pgbouncer_port"
+  # runuser's PAM session resets the open-file limit: raise it again for pgbouncer.
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  pg_run bash -c 'ulimit -n "$(ulimit -Hn)"; exec pgbouncer -d -q "$1"' _ "$pgb/pgbouncer.ini" ||
+    { tail -n 30 "$pgb/pgbouncer.log" >&2; die "pgbouncer did not start"; }
+  for ((i = 0; i < 50; i++)); do [ -s "$pgb/pgbouncer.pid" ] && break; sleep 0.1; done
+  pgbouncer_pid=$(cat "$pgb/pgbouncer.pid" 2>/dev/null) || die "pgbouncer wrote no pidfile (log: $pgb/pgbouncer.log)"
+  wait_port "$pgbouncer_port" "$pgbouncer_pid" pgbouncer "$pgb/pgbouncer.log"
+fi
+
+# ---------------------------------------------------------------- environment
+echo
+echo "machine:    $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+echo "sluice:     $(git rev-parse --short HEAD 2>/dev/null || echo 'no commit')$([ -n "$(git status --porcelain 2>/dev/null)" ] && echo ' (uncommitted changes)'), $sluiced"
+echo "postgresql: $("$pg_bin/postgres" --version)"
+echo "pgbouncer:  $(pgbouncer --version | head -n 1)"
+echo "pgbench:    -n -S -j $threads -T $seconds, scale $scale, everything on this machine (client, proxies, server share the CPUs)"
+echo
+
+# ---------------------------------------------------------------- throughput runs
+target_conn() {  # sets port, user, password, pid for a target
+  case "$1" in
+    direct) port=$pg_port user=bench_proxy password=$bench_password pid= ;;
+    sluice) port=$sluice_port user=bench password=$bench_password pid=$sluiced_pid ;;
+    pgbouncer) port=$pgbouncer_port user=bench password=$bench_password pid=$pgbouncer_pid ;;
+  esac
+}
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+
+results_tsv=$work/results.tsv
+printf 'mode\tclients\ttarget\trep\ttps\tlatency_ms\ttransactions\tcpu_ticks\tok\n' >"$results_tsv"
+
+# One pgbench run; appends a line to results.tsv when $4 (rep) is not "warmup".
+run_pgbench() {  # target mode clients rep duration
+  local target=$1 mode=$2 clients=$3 rep=$4 duration=$5 port user password pid
+  local before=- after=- out rc tps lat txns ticks=- ok=1
+  target_conn "$target"
+  [ -z "$pid" ] || before=$(cpu_ticks "$pid" 2>/dev/null || echo -)
+  set +e
+  out=$(PGPASSWORD=$password "$pg_bin/pgbench" -n -S -M "$mode" -c "$clients" -j "$threads" -T "$duration" \
+        -h 127.0.0.1 -p "$port" -U "$user" bench 2>&1)
+  rc=$?
+  set -e
+  [ -z "$pid" ] || after=$(cpu_ticks "$pid" 2>/dev/null || echo -)
+  tps=$(sed -n -E 's/^tps = ([0-9.]+) .*/\1/p' <<<"$out" | tail -n 1)
+  lat=$(sed -n -E 's/^latency average = ([0-9.]+) ms.*/\1/p' <<<"$out")
+  txns=$(sed -n -E 's/^number of transactions actually processed: ([0-9]+).*/\1/p' <<<"$out")
+  if [ "$rc" -ne 0 ] || [ -z "$tps" ] || [ -z "$lat" ] || [ -z "$txns" ]; then
+    ok=0 tps=0 lat=0 txns=0
+    echo "  FAILED: $target $mode -c $clients (pgbench exit $rc):"
+    tail -n 5 <<<"$out" | sed 's/^/    /'
+  fi
+  if [ "$before" != - ] && [ "$after" != - ]; then ticks=$((after - before)); fi
+  [ "$rep" = warmup ] && return 0
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$clients" "$target" "$rep" "$tps" "$lat" "$txns" "$ticks" "$ok" >>"$results_tsv"
+  printf '  %-9s -c %-3s %-10s run %s: %10.0f tps  %7.3f ms%s\n' "$mode" "$clients" "$target" "$rep" "$tps" "$lat" \
+    "$([ "$ticks" != - ] && [ "$txns" -gt 0 ] && awk -v t="$ticks" -v n="$txns" -v hz="$clk_tck" 'BEGIN { printf "  %6.1f us CPU/txn", t * 1e6 / hz / n }')"
+}
+
+say "warming up each target for ${warmup_seconds}s"
+for t in "${targets[@]}"; do run_pgbench "$t" simple 16 warmup "$warmup_seconds"; done
+
+echo "runs (target order rotates from one configuration to the next):"
+k=0
+for ((rep = 1; rep <= repeat; rep++)); do
+  for mode in "${modes[@]}"; do
+    for clients in "${clients_list[@]}"; do
+      for ((t = 0; t < ${#targets[@]}; t++)); do
+        run_pgbench "${targets[(t + k) % ${#targets[@]}]}" "$mode" "$clients" "$rep" "$seconds"
+      done
+      k=$((k + 1))
+    done
+  done
+done
+
+echo
+echo "pgbench -S, $seconds s per run, mean of $repeat runs; spread = (max - min) / mean TPS; CPU = proxy utime+stime per transaction"
+python3 bench/e2e/report.py "$results_tsv" "$clk_tck"
+
+# ---------------------------------------------------------------- idle sessions
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+backend_count() {
+  pg_psql -d postgres -tA -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'bench_proxy' AND backend_type = 'client backend'"
+}
+wait_backends_below() {  # count, seconds
+  local i
+  for ((i = 0; i < $2 * 2; i++)); do [ "$(backend_count)" -lt "$1" ] && return 0; sleep 0.5; done
+  return 1
+}
+
+# Opens $idle_sessions sessions that each run one query (so that pgbouncer, too, binds
+# a server connection) and then sleep; samples the proxy's RSS while all are open.
+idle_test() {  # target dbname
+  local target=$1 db=$2 port user password pid rss0 rss1 rss2 clients=0 backends=0 backends0 i
+  target_conn "$target"
+  backends0=$(backend_count)  # e.g. pgbouncer's pooled server connections from the runs above
+  idle_backends_before=$backends0
+  printf 'SELECT 1;\n\\sleep 600 s\n' >"$work/idle.sql"
+  rss0=$(rss_kib "$pid")
+  PGPASSWORD=$password "$pg_bin/pgbench" -n -c "$idle_sessions" -j "$threads" -t 1 -f "$work/idle.sql" \
+    -h 127.0.0.1 -p "$port" -U "$user" "$db" >"$work/idle-$target.log" 2>&1 &
+  idle_client_pid=$!
+  for ((i = 0; i < idle_timeout * 2; i++)); do
+    clients=$(ss -Htn state established "( sport = :$port )" | wc -l)
+    backends=$(($(backend_count) - backends0))
+    [ "$clients" -ge "$idle_sessions" ] && [ "$backends" -ge "$idle_sessions" ] && break
+    kill -0 "$idle_client_pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  sleep 2
+  rss1=$(rss_kib "$pid")
+  clients=$(ss -Htn state established "( sport = :$port )" | wc -l)
+  backends=$(($(backend_count) - backends0))
+  stop_pid "$idle_client_pid" 5
+  wait "$idle_client_pid" 2>/dev/null || true
+  idle_client_pid=
+  if [ "$clients" -lt "$idle_sessions" ]; then
+    echo "  $target: only $clients of $idle_sessions sessions connected; pgbench said:"
+    grep -v '^$' "$work/idle-$target.log" | tail -n 5 | sed 's/^/    /'
+  fi
+  sleep 2
+  rss2=$(rss_kib "$pid")
+  printf '  %-10s %8s %9s %11s %11s %11s %13s %16s\n' "$target" "$clients" "$backends" "$rss0" "$rss1" \
+    "$((rss1 - rss0))" "$(awk -v g=$((rss1 - rss0)) -v n="$clients" 'BEGIN { if (n > 0) printf "%.1f", g / n; else print "-" }')" "$rss2"
+}
+
+if [ "$idle_sessions" -gt 0 ] && { has_target sluice || has_target pgbouncer; }; then
+  echo
+  echo "idle sessions: $idle_sessions clients, each with its own backend connection (RSS in KiB)"
+  echo "  (RSS before includes what a proxy allocates at startup: sluiced sizes its connection tables"
+  echo "  by max_client_connections = 2000 here; pgbouncer allocates per connection)"
+  printf '  %-10s %8s %9s %11s %11s %11s %13s %16s\n' target clients backends "RSS before" "RSS open" growth "KiB/session" "RSS after close"
+  if has_target sluice; then
+    idle_test sluice bench
+    wait_backends_below $((idle_backends_before + 10)) 30 ||
+      say "sluice's backend connections are still open 30 s after its clients left"
+  fi
+  if has_target pgbouncer; then
+    idle_test pgbouncer bench_idle
+  fi
+fi
+
+if has_target sluice; then
+  if ! kill -0 "$sluiced_pid" 2>/dev/null; then
+    echo
+    echo "sluiced EXITED during the benchmark; its log ends with:"
+    tail -n 20 "$work/sluice/sluiced.log" | sed 's/^/  /'
+  elif grep -q -E '(warning|error): ' "$work/sluice/sluiced.log"; then
+    echo
+    echo "sluiced logged $(grep -c -E '(warning|error): ' "$work/sluice/sluiced.log") warning/error line(s), the last ones:"
+    grep -E '(warning|error): ' "$work/sluice/sluiced.log" | tail -n 5 | sed 's/^/  /'
+  fi
+fi
+
+echo
+echo "saved to $result_file"
