@@ -181,6 +181,26 @@ class Harness {
     return received;
   }
 
+  // The client's SCRAM login up to the backend's TCP connect; `after_final` is sent in
+  // the same write as the client's final SCRAM message. Leaves the backend side to the test.
+  void authenticate_client_and_connect(const std::vector<uint8_t>& after_final = {}, bool drain_backend = true) {
+    deliver(Side::client, startup({{"user", "alice"}, {"database", "app"}}));
+    drain(Side::client);
+    scram::ClientExchange client("alice-password");
+    deliver(Side::client, sasl_initial_response("SCRAM-SHA-256", client.client_first()));
+    auto cont = split_messages(drain(Side::client));
+    ASSERT_EQ(cont.size(), 1u);
+    std::string final_message;
+    ASSERT_EQ(client.on_server_first(std::string(cont[0].body.begin() + 4, cont[0].body.end()), final_message),
+              scram::Step::continue_exchange);
+    auto bytes = sasl_response(final_message);
+    bytes.insert(bytes.end(), after_final.begin(), after_final.end());
+    deliver(Side::client, bytes);
+    drain(Side::client);
+    session.on_backend_connected(0);
+    if (drain_backend) drain(Side::backend);
+  }
+
   // The backend side: expects the StartupMessage, runs SCRAM as the server.
   void backend_login() {
     const std::string startup_bytes = drain(Side::backend);
@@ -503,17 +523,7 @@ TEST(Session, TerminateIsForwardedAndEndsTheSession) {
 TEST(Session, BackendMd5AndCleartextAuthentication) {
   for (int code : {3, 5}) {
     Harness h(24);
-    h.deliver(Side::client, startup({{"user", "alice"}, {"database", "app"}}));
-    h.drain(Side::client);
-    scram::ClientExchange client("alice-password");
-    h.deliver(Side::client, sasl_initial_response("SCRAM-SHA-256", client.client_first()));
-    auto cont = split_messages(h.drain(Side::client));
-    std::string final_message;
-    client.on_server_first(std::string(cont[0].body.begin() + 4, cont[0].body.end()), final_message);
-    h.deliver(Side::client, sasl_response(final_message));
-    h.drain(Side::client);
-    h.session.on_backend_connected(0);
-    h.drain(Side::backend);
+    h.authenticate_client_and_connect();
     if (code == 3) h.deliver(Side::backend, MessageBuilder('R').int32(3).finish());
     else h.deliver(Side::backend, MessageBuilder('R').int32(5).bytes(std::string("salt")).finish());
     auto answer = split_messages(h.drain(Side::backend));
@@ -533,17 +543,7 @@ TEST(Session, BackendMd5AndCleartextAuthentication) {
 
 TEST(Session, BackendThatSkipsScramFinalIsRefused) {
   Harness h(25);
-  h.deliver(Side::client, startup({{"user", "alice"}, {"database", "app"}}));
-  h.drain(Side::client);
-  scram::ClientExchange client("alice-password");
-  h.deliver(Side::client, sasl_initial_response("SCRAM-SHA-256", client.client_first()));
-  auto cont = split_messages(h.drain(Side::client));
-  std::string final_message;
-  client.on_server_first(std::string(cont[0].body.begin() + 4, cont[0].body.end()), final_message);
-  h.deliver(Side::client, sasl_response(final_message));
-  h.drain(Side::client);
-  h.session.on_backend_connected(0);
-  h.drain(Side::backend);
+  h.authenticate_client_and_connect();
   h.deliver(Side::backend, MessageBuilder('R').int32(10).cstring("SCRAM-SHA-256").byte(0).finish());
   h.drain(Side::backend);
   // A server that cannot prove it knows the password jumps straight to AuthenticationOk.
@@ -556,19 +556,8 @@ TEST(Session, BackendThatSkipsScramFinalIsRefused) {
 
 TEST(Session, ClientMessagesSentDuringBackendLoginAreHeldAndForwardedInOrder) {
   Harness h(26);
-  h.deliver(Side::client, startup({{"user", "alice"}, {"database", "app"}}));
-  h.drain(Side::client);
-  scram::ClientExchange client("alice-password");
-  h.deliver(Side::client, sasl_initial_response("SCRAM-SHA-256", client.client_first()));
-  auto cont = split_messages(h.drain(Side::client));
-  std::string final_message;
-  client.on_server_first(std::string(cont[0].body.begin() + 4, cont[0].body.end()), final_message);
-  auto bytes = sasl_response(final_message);
   auto q = MessageBuilder('Q').cstring("SELECT 1").finish();
-  bytes.insert(bytes.end(), q.begin(), q.end());
-  h.deliver(Side::client, bytes);
-  h.drain(Side::client);
-  h.session.on_backend_connected(0);
+  h.authenticate_client_and_connect(q, /*drain_backend=*/false);
   h.backend_login();
   EXPECT_EQ(h.session.state(), Session::State::ready);
   EXPECT_EQ(h.drain(Side::backend), str(q));
