@@ -9,8 +9,8 @@ void OutQueue::push_buffer_slice(const uint8_t* data, uint32_t size, BufferIndex
   if (size == 0) return;
   assert(buffer != kNoBuffer);
   queued_bytes_ += size;
-  if (!segments_.empty()) {
-    Segment& last = segments_.back();
+  if (count_ != 0) {
+    Segment& last = at(count_ - 1);
     if (last.buffer == buffer && last.data + last.size == data) {
       last.size += size;  // contiguous with the previous slice: one iovec, one reference
       return;
@@ -18,7 +18,17 @@ void OutQueue::push_buffer_slice(const uint8_t* data, uint32_t size, BufferIndex
   }
   pool_->retain(buffer);
   ++buffers_held_;
-  segments_.push_back(Segment{data, size, buffer, nullptr});
+  if (count_ == capacity_) grow();
+  at(count_++) = Segment{data, size, buffer, nullptr};
+}
+
+void OutQueue::grow() {
+  const uint32_t capacity = capacity_ == 0 ? 4 : capacity_ * 2;
+  auto ring = std::make_unique<Segment[]>(capacity);
+  for (uint32_t i = 0; i < count_; ++i) ring[i] = std::move(at(i));
+  ring_ = std::move(ring);
+  capacity_ = capacity;
+  head_ = 0;
 }
 
 void OutQueue::push_copy(std::span<const uint8_t> bytes) {
@@ -26,7 +36,8 @@ void OutQueue::push_copy(std::span<const uint8_t> bytes) {
   auto owned = std::make_unique<uint8_t[]>(bytes.size());
   std::memcpy(owned.get(), bytes.data(), bytes.size());
   const uint8_t* data = owned.get();
-  segments_.push_back(Segment{data, static_cast<uint32_t>(bytes.size()), kNoBuffer, std::move(owned)});
+  if (count_ == capacity_) grow();
+  at(count_++) = Segment{data, static_cast<uint32_t>(bytes.size()), kNoBuffer, std::move(owned)};
   queued_bytes_ += bytes.size();
 }
 
@@ -46,7 +57,8 @@ bool OutQueue::below_resume_mark() const {
 int OutQueue::prepare_iovecs(iovec* iov, int max_iov) const {
   int count = 0;
   uint32_t skip = head_offset_;
-  for (const Segment& segment : segments_) {
+  for (uint32_t i = 0; i < count_; ++i) {
+    const Segment& segment = at(i);
     if (count == max_iov) break;
     iov[count].iov_base = const_cast<uint8_t*>(segment.data + skip);
     iov[count].iov_len = segment.size - skip;
@@ -60,7 +72,7 @@ void OutQueue::consume(uint64_t bytes) {
   assert(bytes <= queued_bytes_);
   queued_bytes_ -= bytes;
   while (bytes > 0) {
-    Segment& front = segments_.front();
+    Segment& front = at(0);
     const uint32_t left = front.size - head_offset_;
     if (bytes < left) {
       head_offset_ += static_cast<uint32_t>(bytes);
@@ -72,17 +84,19 @@ void OutQueue::consume(uint64_t bytes) {
 }
 
 void OutQueue::pop_front() {
-  Segment& front = segments_.front();
+  Segment& front = at(0);
   if (front.buffer != kNoBuffer) {
     pool_->release(front.buffer);
     --buffers_held_;
   }
-  segments_.pop_front();
+  front.owned.reset();
+  head_ = (head_ + 1) & (capacity_ - 1);
+  --count_;
   head_offset_ = 0;
 }
 
 void OutQueue::clear() {
-  while (!segments_.empty()) pop_front();
+  while (count_ != 0) pop_front();
   queued_bytes_ = 0;
 }
 

@@ -13,7 +13,6 @@
 #include <sys/uio.h>
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <span>
 
@@ -35,7 +34,7 @@ class OutQueue {
   // Queues a copy of bytes sluice generated.
   void push_copy(std::span<const uint8_t> bytes);
 
-  bool empty() const { return segments_.empty(); }
+  bool empty() const { return count_ == 0; }
   uint64_t queued_bytes() const { return queued_bytes_; }
   uint32_t buffers_held() const { return buffers_held_; }
   // True when the producer side should stop reading until the queue drains.
@@ -58,11 +57,19 @@ class OutQueue {
     std::unique_ptr<uint8_t[]> owned;
   };
   void pop_front();
+  Segment& at(uint32_t i) { return ring_[(head_ + i) & (capacity_ - 1)]; }
+  const Segment& at(uint32_t i) const { return ring_[(head_ + i) & (capacity_ - 1)]; }
+  void grow();
 
   BufferPool* pool_;
   uint32_t limit_bytes_;
-  std::deque<Segment> segments_;
-  uint32_t head_offset_ = 0;  // bytes of segments_.front() already sent
+  // Segments in a power-of-two ring: [head_, head_ + count_). Grows by doubling and
+  // never shrinks below its high-water mark, so a steady stream allocates nothing.
+  std::unique_ptr<Segment[]> ring_;
+  uint32_t capacity_ = 0;
+  uint32_t head_ = 0;
+  uint32_t count_ = 0;
+  uint32_t head_offset_ = 0;  // bytes of the head segment already sent
   uint64_t queued_bytes_ = 0;
   uint32_t buffers_held_ = 0;
 };

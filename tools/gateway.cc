@@ -385,11 +385,16 @@ void Shard::start_send(Connection& conn, int side) {
   if (side == kBackend && conn.connecting) return;
   core::OutQueue& queue = conn.session->out(side == kClient ? Side::client : Side::backend);
   if (queue.empty()) return;
+  const int iov_count = queue.prepare_iovecs(conn.iov[side], 16);
+  conn.send_in_flight[side] = true;
+  if (iov_count == 1) {  // the common case (one reply, one buffer): plain send, no msghdr to import
+    reactor_.send(conn.fd[side], conn.iov[side][0].iov_base, conn.iov[side][0].iov_len, conn.tag(OpKind::send, side));
+    return;
+  }
   msghdr& message = conn.message[side];
   message = msghdr{};
   message.msg_iov = conn.iov[side];
-  message.msg_iovlen = static_cast<size_t>(queue.prepare_iovecs(conn.iov[side], 16));
-  conn.send_in_flight[side] = true;
+  message.msg_iovlen = static_cast<size_t>(iov_count);
   reactor_.sendmsg(conn.fd[side], &message, conn.tag(OpKind::send, side));
 }
 
