@@ -721,3 +721,25 @@ TEST(Scram, Md5PasswordResponseKnownAnswer) {
 
 }  // namespace
 }  // namespace sluice::protocol::scram
+
+namespace sluice::protocol::scram {
+namespace {
+
+// The client caches salted passwords per thread; the key must include the password,
+// or a wrong password would reuse the right one's salted password after a login.
+TEST(Scram, ClientCacheNeverMixesPasswordsWithTheSameSalt) {
+  const Verifier verifier = make_verifier("right-password", 4096);
+  const Key mock{};
+  for (const char* password : {"right-password", "wrong-password", "right-password", "wrong-password"}) {
+    ServerExchange server(&verifier, "u", mock);
+    ClientExchange client(password);
+    std::string server_first, client_final, server_final;
+    ASSERT_EQ(server.on_client_first(client.client_first(), server_first), Step::continue_exchange);
+    ASSERT_EQ(client.on_server_first(server_first, client_final), Step::continue_exchange);
+    const Step expected = std::string(password) == "right-password" ? Step::success : Step::failure;
+    EXPECT_EQ(server.on_client_final(client_final, server_final), expected) << password;
+  }
+}
+
+}  // namespace
+}  // namespace sluice::protocol::scram
