@@ -414,6 +414,29 @@ TEST(Session, BadStartupPacketsCloseWithoutCrashing) {
   EXPECT_EQ(error_code(messages[0]), "08P01");
 }
 
+TEST(Session, NewerMinorVersionAndProtocolOptionsAreNegotiatedDown) {
+  Harness h(28);
+  // A protocol 3.2 client asking for an extension (as PostgreSQL 18's libpq may).
+  h.deliver(Side::client, MessageBuilder::untyped()
+                              .int32(0x00030002)
+                              .cstring("user").cstring("alice")
+                              .cstring("_pq_.some_extension").cstring("on")
+                              .byte(0)
+                              .finish());
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_EQ(messages.size(), 2u);
+  ASSERT_EQ(messages[0].type, 'v');
+  BodyReader r(messages[0].body);
+  uint32_t newest = 0, count = 0;
+  std::string_view option;
+  ASSERT_TRUE(r.uint32(newest) && r.uint32(count) && r.cstring(option));
+  EXPECT_EQ(newest, 0x00030000u) << "sluice speaks 3.0";
+  EXPECT_EQ(count, 1u);
+  EXPECT_EQ(option, "_pq_.some_extension");
+  EXPECT_EQ(messages[1].type, 'R') << "authentication continues";
+  EXPECT_FALSE(h.host.finished);
+}
+
 TEST(Session, CancelRequestIsRoutedAndNeverAnswered) {
   Harness h(16);
   h.deliver(Side::client, cancel_request(0x100005, 0xabcdef01));
