@@ -2,6 +2,7 @@
 // every other session through sluice keeps working.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 
 #include <thread>
 
@@ -115,6 +116,44 @@ TEST_F(BackendFailure, TerminateWhileIdleThenNextQueryFails) {
   EXPECT_LT(Clock::now() - start, 5s);
   EXPECT_NE(PQresultStatus(r.get()), PGRES_TUPLES_OK);
   EXPECT_TRUE(gateway_serves());
+}
+
+TEST_F(BackendFailure, BackendKilledWithoutGoodbye) {
+  // SIGKILL: the backend sends nothing before its socket closes (and the postmaster
+  // then restarts every backend: crash recovery). The client must hear about it.
+  RawClient victim;
+  ASSERT_TRUE(login(victim, gw().port(), "alice", kAlicePassword, "app"));
+  const std::string marker = "killed_" + random_token(8);
+  ASSERT_TRUE(victim.send(wire::query("SELECT pg_sleep(30), '" + marker + "'")));
+  std::string pid;
+  {
+    Conn su(pg().superuser_conninfo());
+    pid = backend_running(su, marker);
+  }
+  ASSERT_FALSE(pid.empty());
+  ASSERT_EQ(kill(std::stoi(pid), SIGKILL), 0);
+
+  bool saw_complete = false;
+  for (;;) {
+    Message m;
+    const ReadStatus st = victim.read_message(m, 5s);
+    ASSERT_NE(st, ReadStatus::timeout) << "no error and no close within 5 s of the backend's death";
+    if (st == ReadStatus::closed) break;
+    if (m.type == 'E') {
+      const std::string code = parse_fields(m.body)['C'];
+      EXPECT_TRUE(code == "08006" || code == "57P02") << code;
+    }
+    saw_complete |= m.type == 'C' || m.type == 'Z';
+  }
+  EXPECT_FALSE(saw_complete) << "sluice reported success for a statement whose backend died";
+
+  // Once PostgreSQL has recovered, sluice serves new sessions.
+  const auto deadline = Clock::now() + 30s;
+  while (Clock::now() < deadline && PQping(pg().superuser_conninfo().c_str()) != PQPING_OK)
+    std::this_thread::sleep_for(100ms);
+  bool served = false;
+  while (Clock::now() < deadline && !(served = gateway_serves())) std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(served) << "sluice does not serve after the cluster recovered";
 }
 
 }  // namespace

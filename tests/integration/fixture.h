@@ -1,8 +1,10 @@
-// Integration-test fixture: a real PostgreSQL cluster (initdb'd into a temp dir, one
-// per test binary), the sluiced gateway under test (one per suite or per test), libpq
-// helpers, child-process helpers for psql/pgbench, and a raw-socket wire-protocol
+// Integration-test fixture: a real PostgreSQL cluster (one per test process, copied
+// from an initdb'd template built once), the sluiced gateway under test (one per test),
+// libpq helpers, child-process helpers for psql/pgbench, and a raw-socket wire-protocol
 // client with its own SCRAM-SHA-256 implementation (independent of protocol/scram.h,
 // so the gateway's SCRAM is checked against a second implementation).
+// Environment: SLUICE_IT_KEEP=1 keeps temp dirs and logs; SLUICE_IT_TMPDIR chooses
+// where clusters are copied.
 #pragma once
 
 #include <libpq-fe.h>
@@ -29,13 +31,17 @@ using namespace std::chrono_literals;
 // Random [a-zA-Z0-9] string from the CSPRNG.
 std::string random_token(size_t length);
 std::string read_file(const std::string& path);
-// Writes (truncating) with the given mode; aborts the test process on failure.
+// Writes (truncating) with the given mode; throws std::runtime_error on failure.
 void write_file(const std::string& path, std::string_view data, mode_t mode = 0644);
 // A port that was free on 127.0.0.1 a moment ago (bind to :0, read it back, close).
 uint16_t free_tcp_port();
-// mkdtemp under /tmp; when running as root the directory is handed to the
+// mkdtemp under base; when running as root the directory is handed to the
 // `postgres` OS user when for_postgres is true.
-std::string make_temp_dir(std::string_view prefix, bool for_postgres);
+std::string make_temp_dir(std::string_view prefix, bool for_postgres, const std::string& base = "/tmp");
+// Where per-process clusters live: $SLUICE_IT_TMPDIR if set, else /dev/shm when it is
+// a tmpfs with room (copying a cluster there is ~10x faster than to a disk-backed
+// /tmp), else /tmp.
+std::string cluster_scratch_root();
 // rm -rf, unless SLUICE_IT_KEEP is set in the environment (for post-mortems).
 void remove_tree(const std::string& path);
 // True if a TCP connect to 127.0.0.1:port succeeds.
@@ -66,7 +72,7 @@ struct ProgramResult {
 ProgramResult run_program(const std::vector<std::string>& argv, const ProgramOptions& options = {});
 
 // A started background process (postgres, sluiced) with stdout+stderr going to a file.
-// It receives SIGKILL (or `death_signal`) if the test process dies first.
+// It receives `death_signal` if the test process dies first.
 pid_t spawn_background(const std::vector<std::string>& argv, const std::string& log_path,
                        bool as_postgres, int death_signal);
 // waitpid with a deadline; returns the raw wait status, or nullopt on timeout.
@@ -125,14 +131,15 @@ std::string error_fields(const PGresult* result);
 
 // One cluster, copied from a template built once per machine (see fixture.cc). Roles:
 //   postgres    superuser, reachable over the Unix socket with trust
-//   sluice_app  SCRAM (random password), owns database app, tables items/accounts
+//   sluice_app  SCRAM (random password), owns database app: tables items, accounts,
+//               orders, function noisy(int) that raises a NOTICE
 //   md5_user    password stored as md5, pg_hba method md5
 //   plain_user  pg_hba method password (cleartext over the wire)
 class PgCluster {
  public:
-  // The binary's cluster: created on first use, stopped by a gtest Environment at
-  // the end of the run. Aborts the process if the cluster cannot be started (every
-  // integration test needs it).
+  // The process's cluster: created on first use, stopped by a gtest Environment at
+  // the end of the run. Throws std::runtime_error (with the server log) if it cannot
+  // be started; gtest then fails the test that asked.
   static PgCluster& shared();
 
   PgCluster();

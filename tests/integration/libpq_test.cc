@@ -73,8 +73,8 @@ TEST_F(Libpq, ErrorsCarryEveryFieldLikeDirect) {
       "DO $$ BEGIN PERFORM 1/0; END $$",
       "DO $$ BEGIN EXECUTE 'SELECT * FROM nonexistent_table'; END $$",
       // RAISE with every user-settable field
-      "DO $$ BEGIN RAISE EXCEPTION 'custom failure' USING DETAIL = 'the detail', HINT = 'the hint', "
-      "ERRCODE = 'P0001', COLUMN = 'col', CONSTRAINT = 'cons', DATATYPE = 'dt', TABLE = 'tab', SCHEMA = 'sch'; END $$",
+      ("DO $$ BEGIN RAISE EXCEPTION 'custom failure' USING DETAIL = 'the detail', HINT = 'the hint', "
+       "ERRCODE = 'P0001', COLUMN = 'col', CONSTRAINT = 'cons', DATATYPE = 'dt', TABLE = 'tab', SCHEMA = 'sch'; END $$"),
       "SELECT * FROM items WHERE id = 1 FOR UPDATE NOWAIT; SELECT 1/0",
   };
   for (const char* sql : statements) {
@@ -114,8 +114,8 @@ TEST_F(Libpq, NoticesLikeDirect) {
   PQsetNoticeReceiver(direct_, &Notices::receive, &d);
   PQsetNoticeReceiver(via_, &Notices::receive, &v);
   const char* statements[] = {
-      "DO $$ BEGIN RAISE NOTICE 'hello %', 42; RAISE NOTICE 'with detail' USING DETAIL = 'd', HINT = 'h'; "
-      "RAISE WARNING 'a warning'; RAISE INFO 'info'; RAISE LOG 'not sent'; END $$",
+      ("DO $$ BEGIN RAISE NOTICE 'hello %', 42; RAISE NOTICE 'with detail' USING DETAIL = 'd', HINT = 'h'; "
+       "RAISE WARNING 'a warning'; RAISE INFO 'info'; RAISE LOG 'not sent'; END $$"),
       "SELECT noisy(1), noisy(2)",
       "DROP TABLE IF EXISTS does_not_exist",
       "SET client_min_messages = debug1",
@@ -401,6 +401,32 @@ TEST_F(Libpq, PipelineModeLikeDirect) {
   EXPECT_NE(d.find("C=22012"), std::string::npos) << d;
   EXPECT_EQ(v, d);
   EXPECT_EQ(query_value(via_, "SELECT to_regclass('pipe') IS NULL"), "t");  // the first batch rolled back
+}
+
+TEST_F(Libpq, MessagesLargerThanTheSendQueue) {
+  // Single messages far above send_queue_bytes (256 KiB) in both directions: a 12 MB
+  // Bind parameter, a 12 MB Query text, a 20 MB DataRow.
+  std::string big(12u << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7919) % 26);
+  const char* values[] = {big.c_str()};
+  Result r(PQexecParams(via_, "SELECT length($1::text), md5($1::text)", 1, nullptr, values, nullptr, nullptr, 0));
+  ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQerrorMessage(via_);
+  Result d(PQexecParams(direct_, "SELECT length($1::text), md5($1::text)", 1, nullptr, values, nullptr, nullptr, 0));
+  EXPECT_EQ(describe_result(r.get()), describe_result(d.get()));
+
+  const std::string sql = "SELECT md5('" + big + "')";
+  r.reset(PQexec(via_, sql.c_str()));
+  d.reset(PQexec(direct_, sql.c_str()));
+  EXPECT_EQ(describe_result(r.get()), describe_result(d.get()));
+
+  r.reset(PQexec(via_, "SELECT repeat('0123456789', 2000000) AS v, 'after' AS w"));
+  ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQerrorMessage(via_);
+  ASSERT_EQ(PQgetlength(r.get(), 0, 0), 20000000);
+  const std::string v(PQgetvalue(r.get(), 0, 0), 20000000);
+  std::string expected;
+  for (int i = 0; i < 2000000; ++i) expected += "0123456789";
+  EXPECT_TRUE(v == expected) << explain_difference(v, expected);
+  EXPECT_STREQ(PQgetvalue(r.get(), 0, 1), "after");
 }
 
 TEST_F(Libpq, TransactionsAndSessionStateLikeDirect) {

@@ -3,6 +3,8 @@
 // backend auth method (scram-sha-256, md5, password).
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "tests/integration/fixture.h"
 
 namespace sluice::it {
@@ -134,7 +136,28 @@ TEST_F(Login, ManySequentialLoginsAndLogouts) {
     ASSERT_TRUE(c.ok()) << "login " << i << ": " << c.error();
     ASSERT_EQ(query_value(c, "SELECT " + std::to_string(i)), std::to_string(i));
   }
+  // Failed logins and clients that vanish without Terminate, mid-login or mid-query.
+  for (int i = 0; i < 10; ++i) {
+    Conn bad = gateway_conn("alice", "wrong");
+    EXPECT_FALSE(bad.ok());
+    RawClient half;
+    ASSERT_TRUE(half.connect(gw().port()));
+    half.send(wire::startup({{"user", "alice"}, {"database", "app"}}));
+    RawClient busy;
+    ASSERT_TRUE(login(busy, gw().port(), "alice", kAlicePassword, "app"));
+    busy.send(wire::query("SELECT pg_sleep(0.5)"));
+  }
   EXPECT_TRUE(gateway_serves());
+  // Every backend connection sluice opened is closed again: none leak.
+  Conn su(pg().superuser_conninfo());
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::string left;
+  do {
+    left = query_value(su, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'sluice_app'");
+    if (left == "0") break;
+    std::this_thread::sleep_for(100ms);
+  } while (std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(left, "0") << "backend connections left open after every client went away";
 }
 
 }  // namespace
