@@ -15,6 +15,7 @@
 #   BENCH_IDLE_SESSIONS=1000   0 skips the idle-session test
 #   BENCH_KEEP=1            keep the temporary directory (logs, configs) afterwards
 #   SLUICE_BUILD_DIR=...    use binaries from there instead of building build/release
+#   SLUICE_SHARDS=0         sluiced [gateway] shards (0 = one per core)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -193,7 +194,7 @@ if has_target sluice; then
   cat >"$work/sluice/sluice.toml" <<EOF
 [gateway]
 listen = "127.0.0.1:$sluice_port"
-shards = 0
+shards = ${SLUICE_SHARDS:-0}
 max_client_connections = 2000
 log_level = "info"
 
