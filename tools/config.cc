@@ -121,6 +121,20 @@ bool split_quantity(std::string_view text, uint64_t& number, std::string_view& u
   unit = text.substr(i);
   return true;
 }
+// A unit suffix and what one of it is worth (in ms for durations, bytes for sizes).
+struct UnitFactor {
+  std::string_view unit;
+  int64_t factor;
+};
+
+// The factor of `unit` in `table` (case-sensitive), or 0 if it is not there.
+template <size_t N>
+int64_t unit_factor(const UnitFactor (&table)[N], std::string_view unit) {
+  for (const UnitFactor& u : table)
+    if (u.unit == unit) return u.factor;
+  return 0;
+}
+
 
 // Parses "10s", "250ms", "5m", "2h", "30d". On failure, `problem` says why.
 std::optional<int64_t> parse_duration(std::string_view text, std::string& problem) {
@@ -135,18 +149,9 @@ std::optional<int64_t> parse_duration(std::string_view text, std::string& proble
     problem = "durations take whole numbers: use a smaller unit (e.g. \"1500ms\" for 1.5s)";
     return std::nullopt;
   }
-  int64_t factor;
-  if (unit == "ms")
-    factor = 1;
-  else if (unit == "s")
-    factor = kSecond;
-  else if (unit == "m")
-    factor = kMinute;
-  else if (unit == "h")
-    factor = kHour;
-  else if (unit == "d")
-    factor = kDay;
-  else {
+  static constexpr UnitFactor kDurationUnits[] = {{"ms", 1}, {"s", kSecond}, {"m", kMinute}, {"h", kHour}, {"d", kDay}};
+  const int64_t factor = unit_factor(kDurationUnits, unit);
+  if (factor == 0) {
     problem = unit.empty() ? "missing unit: write e.g. \"10s\" (units: ms, s, m, h, d)"
                            : "unknown unit " + quote(unit) + ": use ms, s, m, h or d";
     return std::nullopt;
@@ -167,15 +172,8 @@ std::optional<int64_t> parse_size(std::string_view text, std::string& problem) {
     problem = "a size is an integer (bytes) or a string like \"64KiB\" (units: B, KiB, MiB, GiB)";
     return std::nullopt;
   }
-  int64_t factor = 0;
-  if (unit == "B")
-    factor = 1;
-  else if (unit == "KiB")
-    factor = kKiB;
-  else if (unit == "MiB")
-    factor = kMiB;
-  else if (unit == "GiB")
-    factor = kGiB;
+  static constexpr UnitFactor kSizeUnits[] = {{"B", 1}, {"KiB", kKiB}, {"MiB", kMiB}, {"GiB", kGiB}};
+  const int64_t factor = unit_factor(kSizeUnits, unit);
   if (factor == 0) {
     std::string lower;
     for (char c : unit) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
