@@ -121,6 +121,7 @@ bool split_quantity(std::string_view text, uint64_t& number, std::string_view& u
   unit = text.substr(i);
   return true;
 }
+
 // A unit suffix and what one of it is worth (in ms for durations, bytes for sizes).
 struct UnitFactor {
   std::string_view unit;
@@ -134,7 +135,6 @@ int64_t unit_factor(const UnitFactor (&table)[N], std::string_view unit) {
     if (u.unit == unit) return u.factor;
   return 0;
 }
-
 
 // Parses "10s", "250ms", "5m", "2h", "30d". On failure, `problem` says why.
 std::optional<int64_t> parse_duration(std::string_view text, std::string& problem) {
