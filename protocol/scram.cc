@@ -156,6 +156,15 @@ bool acceptable_message(std::string_view message) {
          message.find('\0') == std::string_view::npos;
 }
 
+// Every step of an exchange starts the same way: it is legal only at `expected`, it
+// ends the exchange unless it succeeds (the caller advances the stage on success),
+// and its message must be an acceptable SASL message.
+bool enter_step(int& stage, int expected, std::string_view message) {
+  const bool in_order = stage == expected;
+  stage = kStageDone;
+  return in_order && acceptable_message(message);
+}
+
 // Reads a SCRAM message as "<letter>=<value>" attributes separated by ','. A value runs
 // to the next ',' (values never contain one). A trailing ',' leaves an empty attribute
 // to read, which fails: "r=abc," is malformed.
@@ -405,12 +414,7 @@ void ServerExchange::set_server_nonce_for_test(std::string nonce) {
 //   client-first-message-bare = "n=" saslname "," "r=" c-nonce *("," extension)
 Step ServerExchange::on_client_first(std::string_view message, std::string& output) {
   output.clear();
-  if (stage_ != kStageStart) {
-    stage_ = kStageDone;
-    return Step::malformed;
-  }
-  stage_ = kStageDone;  // until the message has proven well formed
-  if (!acceptable_message(message) || message.size() < 3) return Step::malformed;
+  if (!enter_step(stage_, kStageStart, message) || message.size() < 3) return Step::malformed;
   const char flag = message[0];
   // 'y': the client could bind but thinks we cannot; true, since we offer no PLUS.
   if ((flag != 'n' && flag != 'y') || message[1] != ',') return Step::malformed;
@@ -449,12 +453,7 @@ Step ServerExchange::on_client_first(std::string_view message, std::string& outp
 // client-final-message = "c=" base64(gs2-header) "," "r=" nonce *("," extension) "," "p=" proof
 Step ServerExchange::on_client_final(std::string_view message, std::string& output) {
   output.clear();
-  if (stage_ != kStageFirstDone) {
-    stage_ = kStageDone;
-    return Step::malformed;
-  }
-  stage_ = kStageDone;
-  if (!acceptable_message(message)) return Step::malformed;
+  if (!enter_step(stage_, kStageFirstDone, message)) return Step::malformed;
 
   AttributeReader reader(message);
   // Without channel binding the client echoes its gs2 header: "n,," or "y,,".
@@ -530,12 +529,7 @@ std::string ClientExchange::client_first() {
 Step ClientExchange::on_server_first(std::string_view message, std::string& output) {
   output.clear();
   if (stage_ == kStageNoRandom) return Step::failure;
-  if (stage_ != kStageFirstDone) {
-    stage_ = kStageDone;
-    return Step::malformed;
-  }
-  stage_ = kStageDone;
-  if (!acceptable_message(message)) return Step::malformed;
+  if (!enter_step(stage_, kStageFirstDone, message)) return Step::malformed;
 
   AttributeReader reader(message);
   const auto nonce = reader.read('r');
@@ -573,12 +567,7 @@ Step ClientExchange::on_server_first(std::string_view message, std::string& outp
 
 // server-final-message = "v=" base64(ServerSignature) / "e=" server-error-value
 Step ClientExchange::on_server_final(std::string_view message) {
-  if (stage_ != kStageFinalSent) {
-    stage_ = kStageDone;
-    return Step::malformed;
-  }
-  stage_ = kStageDone;
-  if (!acceptable_message(message)) return Step::malformed;
+  if (!enter_step(stage_, kStageFinalSent, message)) return Step::malformed;
   AttributeReader reader(message);
   const auto attribute = reader.read_any();
   if (!attribute) return Step::malformed;
