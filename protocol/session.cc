@@ -49,6 +49,14 @@ uint32_t load_be32(const uint8_t* p) {
   return ntohl(v);
 }
 
+// Messages a client sends expecting a ReadyForQuery in the end: they count as in flight.
+bool awaits_ready_for_query(uint8_t type) { return type == 'Q' || type == 'S' || type == 'F'; }
+
+// A captured message body with its header again, to queue or hold whole.
+std::vector<uint8_t> reframe(uint8_t type, std::span<const uint8_t> body) {
+  return MessageBuilder(static_cast<char>(type)).bytes(body).finish();
+}
+
 ErrorInfo fatal(const char* sqlstate, std::string message, std::string hint = {}) {
   ErrorInfo e;
   e.severity = "FATAL";
@@ -92,7 +100,7 @@ Session::Session(const Settings& settings, SessionHost& host, const scram::Key& 
       to_client_(host.buffer_pool(), settings.gateway.send_queue_bytes),
       to_backend_(host.buffer_pool(), settings.gateway.send_queue_bytes) {
   deadline_.on_expire = [this] { on_deadline(); };
-  arm_deadline(settings_.gateway.handshake_timeout, "startup and authentication");
+  arm_deadline(settings_.gateway.handshake_timeout);
 }
 
 Session::~Session() {
@@ -273,7 +281,7 @@ Disposition Session::client_header(uint8_t type, uint32_t body_length) {
       }
       if (state_ == State::connecting) return Disposition::capture;  // held until the backend is ready
       if (type == 'X') return Disposition::forward_and_peek;
-      if (type == 'Q' || type == 'S' || type == 'F') ++in_flight_;
+      if (awaits_ready_for_query(type)) ++in_flight_;
       return Disposition::forward;
     }
     case State::awaiting_startup:
@@ -292,8 +300,8 @@ bool Session::client_message(uint8_t type, std::span<const uint8_t> body) {
   if (state_ == State::connecting || state_ == State::ready) {
     // A message captured while logging in to the target (completed before or after
     // the switch to ready): keep it in order behind the login.
-    std::vector<uint8_t> message = MessageBuilder(static_cast<char>(type)).bytes(body).finish();
-    if (type == 'Q' || type == 'S' || type == 'F') ++in_flight_;
+    std::vector<uint8_t> message = reframe(type, body);
+    if (awaits_ready_for_query(type)) ++in_flight_;
     if (state_ == State::ready) {
       to_backend_.push_copy(message);
       return true;
@@ -368,7 +376,7 @@ void Session::client_authenticated() {
             target_->name.c_str());
   state_ = State::connecting;
   backend_login_ = BackendLogin::tcp;
-  arm_deadline(settings_.gateway.connect_timeout, "login to the target");
+  arm_deadline(settings_.gateway.connect_timeout);
   host_.flush(Side::client);
   host_.connect_backend(*target_);
 }
@@ -449,7 +457,7 @@ bool Session::backend_message(uint8_t type, std::span<const uint8_t> body) {
         maybe_close_for_shutdown();
         return false;
       }
-      if (settings_.gateway.idle_timeout.count() > 0) arm_deadline(settings_.gateway.idle_timeout, "idle session");
+      arm_idle_deadline();
     }
   } else if (type == 'E') {
     std::vector<ErrorField> fields;
@@ -468,7 +476,7 @@ bool Session::handle_backend_login_message(uint8_t type, std::span<const uint8_t
       return answer_backend_auth(body);
     case 'S':
     case 'N': {
-      std::vector<uint8_t> message = MessageBuilder(static_cast<char>(type)).bytes(body).finish();
+      std::vector<uint8_t> message = reframe(type, body);
       login_replay_.insert(login_replay_.end(), message.begin(), message.end());
       return true;
     }
@@ -610,8 +618,8 @@ void Session::backend_ready(char status) {
   }
   if (shutting_down_) {
     maybe_close_for_shutdown();
-  } else if (idle() && settings_.gateway.idle_timeout.count() > 0) {
-    arm_deadline(settings_.gateway.idle_timeout, "idle session");  // idle from the first moment
+  } else {
+    arm_idle_deadline();  // idle from the first moment
   }
 }
 
@@ -684,10 +692,14 @@ void Session::begin_shutdown() {
 
 void Session::maybe_close_for_shutdown() {
   if (!idle()) return;
-  send_to_backend(MessageBuilder('X').finish());
+  end_idle_session(fatal("57P01", "terminating connection because the gateway is shutting down",
+                         "reconnect: another sluice instance or the restarted gateway will serve you"));
+}
+
+void Session::end_idle_session(const ErrorInfo& why) {
+  send_to_backend(MessageBuilder('X').finish());  // end the backend session cleanly, not by EOF
   host_.flush(Side::backend);
-  fail(fatal("57P01", "terminating connection because the gateway is shutting down",
-             "reconnect: another sluice instance or the restarted gateway will serve you"));
+  fail(why);
 }
 
 void Session::on_write_stalled() {
@@ -697,8 +709,11 @@ void Session::on_write_stalled() {
   close_quietly();
 }
 
-void Session::arm_deadline(std::chrono::milliseconds delay, const char* what) {
-  deadline_what_ = what;
+void Session::arm_idle_deadline() {
+  if (idle() && settings_.gateway.idle_timeout.count() > 0) arm_deadline(settings_.gateway.idle_timeout);
+}
+
+void Session::arm_deadline(std::chrono::milliseconds delay) {
   host_.timers().arm(deadline_, static_cast<uint64_t>(delay.count()));
 }
 
@@ -715,10 +730,8 @@ void Session::on_deadline() {
       return;
     case State::ready:
       if (idle()) {
-        send_to_backend(MessageBuilder('X').finish());
-        host_.flush(Side::backend);
-        fail(fatal("57P05", "terminating connection due to idle-session timeout",
-                   "sluice closes sessions idle for longer than [gateway] idle_timeout"));
+        end_idle_session(fatal("57P05", "terminating connection due to idle-session timeout",
+                               "sluice closes sessions idle for longer than [gateway] idle_timeout"));
       }
       return;
     case State::closing:
@@ -740,10 +753,8 @@ void Session::fail(const ErrorInfo& error) {
     send_to_client(error_response(error));
   }
   LOG_DEBUG("%s: closing: %s %s", peer_.c_str(), error.sqlstate.c_str(), error.message.c_str());
-  state_ = State::closing;
-  if (deadline_.armed()) host_.timers().disarm(deadline_);
   host_.flush(Side::client);
-  host_.finish();
+  close_quietly();
 }
 
 void Session::fail_backend_login(const std::string& why, const char* sqlstate) {

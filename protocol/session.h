@@ -129,9 +129,12 @@ class Session {
   void fail(const ErrorInfo& error);
   void fail_backend_login(const std::string& why, const char* sqlstate = "08006");
   void close_quietly();
-  void arm_deadline(std::chrono::milliseconds delay, const char* what);
+  void arm_deadline(std::chrono::milliseconds delay);
+  void arm_idle_deadline();  // when idle and [gateway] idle_timeout is set
   void on_deadline();
   void maybe_close_for_shutdown();
+  // Sends Terminate to the backend and `why` to the client, then closes (idle sessions only).
+  void end_idle_session(const ErrorInfo& why);
 
   const Settings& settings_;
   SessionHost& host_;
@@ -182,7 +185,6 @@ class Session {
   bool shutting_down_ = false;
 
   core::TimerNode deadline_;
-  const char* deadline_what_ = "";
   SessionCounters counters_;
 };
 
