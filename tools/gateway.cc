@@ -21,8 +21,10 @@ using core::OpKind;
 using core::Tag;
 using protocol::Side;
 
-constexpr int kClient = 0;
-constexpr int kBackend = 1;
+// Array index of each side of a connection; matches protocol::Side's values.
+constexpr int kClient = static_cast<int>(Side::client);
+constexpr int kBackend = static_cast<int>(Side::backend);
+Side side_of(int index) { return static_cast<Side>(index); }
 constexpr uint32_t kTickMs = 50;
 constexpr uint64_t kFinishGraceMs = 2000;   // time to flush a final error before closing
 constexpr int kMaxCancelForwarders = 64;
@@ -120,15 +122,19 @@ struct Shard::Connection final : protocol::SessionHost {
 
   // --- SessionHost ---
   void flush(Side side) override {
-    const int s = side == Side::client ? kClient : kBackend;
-    if (s == kClient && !stall_timer.armed() && !session->out(Side::client).empty()) {
+    const int s = static_cast<int>(side);
+    if (s == kClient && !send_in_flight[kClient] && !session->out(Side::client).empty()) {
+      // A new burst toward an idle client: the stall clock starts now. The timer is
+      // left armed between bursts (on_stall_timer re-checks progress), so the hot path
+      // does no timer-list work per reply.
       last_client_progress_tick = shard.timers_.now_tick();
-      shard.timers_.arm(stall_timer, static_cast<uint64_t>(shard.settings_.gateway.write_stall_timeout.count()));
+      if (!stall_timer.armed())
+        shard.timers_.arm(stall_timer, static_cast<uint64_t>(shard.settings_.gateway.write_stall_timeout.count()));
     }
     shard.start_send(*this, s);
   }
   void set_reading(Side side, bool enabled) override {
-    const int s = side == Side::client ? kClient : kBackend;
+    const int s = static_cast<int>(side);
     recv_wanted[s] = enabled;
     if (enabled) {
       shard.arm_recv(*this, s);
@@ -367,10 +373,7 @@ void Shard::on_recv(Connection& conn, int side, const core::Completion& c) {
     if (side == kClient) session.on_client_data(chunk);
     else session.on_backend_data(chunk);
   } else if (c.result == 0 || (c.result != -ENOBUFS && c.result != -ECANCELED)) {
-    // EOF, or a socket error (ECONNRESET, ETIMEDOUT...): this side is over.
-    conn.peer_gone[side] = true;
-    if (side == kClient) session.on_client_closed(c.result);
-    else session.on_backend_closed(c.result);
+    peer_closed(conn, side, c.result);  // EOF, or a socket error (ECONNRESET, ETIMEDOUT...)
     return;
   } else if (c.result == -ENOBUFS) {
     starved_.push_back(&conn);  // the shard's buffers are all in use: retry when some return
@@ -379,11 +382,17 @@ void Shard::on_recv(Connection& conn, int side, const core::Completion& c) {
   if (!conn.recv_armed[side]) arm_recv(conn, side);  // multishot ended (or was cancelled): re-arm if wanted
 }
 
+void Shard::peer_closed(Connection& conn, int side, int error) {
+  conn.peer_gone[side] = true;
+  if (side == kClient) conn.session->on_client_closed(error);
+  else conn.session->on_backend_closed(error);
+}
+
 void Shard::start_send(Connection& conn, int side) {
   if (conn.send_in_flight[side] || conn.fd[side] < 0 || conn.peer_gone[side] || conn.phase == Connection::Phase::tearing_down)
     return;
   if (side == kBackend && conn.connecting) return;
-  core::OutQueue& queue = conn.session->out(side == kClient ? Side::client : Side::backend);
+  core::OutQueue& queue = conn.session->out(side_of(side));
   if (queue.empty()) return;
   const int iov_count = queue.prepare_iovecs(conn.iov[side], 16);
   conn.send_in_flight[side] = true;
@@ -400,26 +409,18 @@ void Shard::start_send(Connection& conn, int side) {
 
 void Shard::on_send(Connection& conn, int side, const core::Completion& c) {
   conn.send_in_flight[side] = false;
-  const Side which = side == kClient ? Side::client : Side::backend;
   if (c.result < 0) {
     // EPIPE/ECONNRESET: the peer is gone. Anything queued for it is dropped with the session.
-    conn.peer_gone[side] = true;
-    if (conn.phase == Connection::Phase::active) {
-      if (side == kClient) conn.session->on_client_closed(c.result);
-      else conn.session->on_backend_closed(c.result);
-    }
+    if (conn.phase == Connection::Phase::active) peer_closed(conn, side, c.result);
+    else conn.peer_gone[side] = true;
     if (conn.phase == Connection::Phase::finishing) queue_for_reap(conn);
     return;
   }
-  core::OutQueue& queue = conn.session->out(which);
+  core::OutQueue& queue = conn.session->out(side_of(side));
   queue.consume(static_cast<uint64_t>(c.result));
   if (side == kClient) conn.last_client_progress_tick = timers_.now_tick();
-  if (conn.phase == Connection::Phase::active) conn.session->on_sent(which);
-  if (!queue.empty()) {
-    start_send(conn, side);
-  } else if (side == kClient && conn.stall_timer.armed()) {
-    timers_.disarm(conn.stall_timer);
-  }
+  if (conn.phase == Connection::Phase::active) conn.session->on_sent(side_of(side));
+  if (!queue.empty()) start_send(conn, side);
   if (conn.phase == Connection::Phase::finishing) queue_for_reap(conn);
 }
 

@@ -67,6 +67,8 @@ class Shard {
 
   Connection* lookup(const core::Tag& tag);
   void start_send(Connection& conn, int side);
+  // A side hit EOF or a socket error: never use it again, and tell the session.
+  void peer_closed(Connection& conn, int side, int error);
   void arm_recv(Connection& conn, int side);
   void begin_teardown(Connection& conn);
   void queue_for_reap(Connection& conn);
