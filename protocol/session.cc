@@ -268,15 +268,7 @@ Disposition Session::client_header(uint8_t type, uint32_t body_length) {
       }
       const uint32_t limit = frontend_body_limit(type, settings_.gateway.max_message_bytes);
       if (body_length > limit) {
-        ++counters_.protocol_violations;
-        if (limit == settings_.gateway.max_message_bytes && body_length <= kLargeMessageLimit) {
-          fail(fatal("54000",
-                     std::string(frontend_message_name(type)) + " message of " + std::to_string(body_length) +
-                         " bytes exceeds the gateway's limit of " + std::to_string(limit) + " bytes",
-                     "raise [gateway] max_message_bytes in sluice's configuration"));
-        } else {
-          fail(fatal("08P01", "invalid message length"));
-        }
+        reject_length(Side::client, type, body_length, limit);
         return Disposition::violation;
       }
       if (state_ == State::connecting) return Disposition::capture;  // held until the backend is ready
@@ -289,6 +281,24 @@ Disposition Session::client_header(uint8_t type, uint32_t body_length) {
       return Disposition::violation;
   }
   return Disposition::violation;
+}
+
+void Session::reject_length(Side from, uint8_t type, uint32_t body_length, uint32_t limit) {
+  ++counters_.protocol_violations;
+  const bool client = from == Side::client;
+  // Within PostgreSQL's own 1 GB limit the message could be real: say it is too large
+  // for the configured cap (54000). Beyond it, or below 4, the length is malformed (08P01).
+  if (limit == settings_.gateway.max_message_bytes && body_length <= kLargeMessageLimit) {
+    const std::string what = client ? std::string(frontend_message_name(type)) + " message"
+                                     : "the server's " + std::string(backend_message_name(type));
+    fail(fatal("54000",
+               what + " of " + std::to_string(body_length) + " bytes exceeds the gateway's limit of " +
+                   std::to_string(limit) + " bytes",
+               "raise [gateway] max_message_bytes in sluice's configuration"));
+  } else {
+    fail(fatal("08P01", client ? "invalid message length"
+                               : "the server sent a message with an invalid length; sluice closed the session"));
+  }
 }
 
 bool Session::client_message(uint8_t type, std::span<const uint8_t> body) {
@@ -430,15 +440,7 @@ Disposition Session::backend_header(uint8_t type, uint32_t body_length) {
   }
   const uint32_t limit = backend_body_limit(type, settings_.gateway.max_message_bytes);
   if (body_length > limit) {
-    ++counters_.protocol_violations;
-    if (body_length <= kLargeMessageLimit && limit == settings_.gateway.max_message_bytes) {
-      fail(fatal("54000",
-                 "the server sent a " + std::string(backend_message_name(type)) + " of " + std::to_string(body_length) +
-                     " bytes, larger than the gateway's limit of " + std::to_string(limit) + " bytes",
-                 "raise [gateway] max_message_bytes in sluice's configuration"));
-    } else {
-      fail(fatal("08P01", "the server sent a message with an invalid length; sluice closed the session"));
-    }
+    reject_length(Side::backend, type, body_length, limit);
     return Disposition::violation;
   }
   last_backend_message_fatal_ = false;

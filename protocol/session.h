@@ -119,6 +119,8 @@ class Session {
   Disposition client_header(uint8_t type, uint32_t body_length);
   Disposition backend_header(uint8_t type, uint32_t body_length);
   bool client_message(uint8_t type, std::span<const uint8_t> body);
+  // A message from `from` declared a body longer than its limit: answer and close.
+  void reject_length(Side from, uint8_t type, uint32_t body_length, uint32_t limit);
   bool backend_message(uint8_t type, std::span<const uint8_t> body);
   void apply_backpressure();
 
