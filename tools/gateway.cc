@@ -261,12 +261,13 @@ void Shard::run() {
     reap();
     // Receives stopped for lack of buffers resume once a good share is free again.
     if (!starved_.empty() && reactor_.buffers_free() > settings_.gateway.recv_buffers_per_shard / 8) {
-      std::vector<Connection*> starved;
+      std::vector<Connection*>& starved = reap_scratch_;
       starved.swap(starved_);
       for (Connection* conn : starved) {
         if (conn->phase != Connection::Phase::active) continue;
         for (int s = 0; s < 2; ++s) arm_recv(*conn, s);
       }
+      starved.clear();
     }
     if (draining_ && live_connections_ == 0) stop_ = true;
   }
@@ -456,7 +457,8 @@ void Shard::begin_teardown(Connection& conn) {
 // connections once the kernel holds no op of theirs.
 void Shard::reap() {
   if (to_reap_.empty()) return;
-  std::vector<Connection*> pending;
+  // Swap with a kept scratch list: both keep their capacity, so reaping allocates nothing.
+  std::vector<Connection*>& pending = reap_scratch_;
   pending.swap(to_reap_);
   for (Connection* conn : pending) {
     conn->queued_for_reap = false;
@@ -480,6 +482,7 @@ void Shard::reap() {
       }
     }
   }
+  pending.clear();
 }
 
 void Shard::queue_for_reap(Connection& conn) {

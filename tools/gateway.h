@@ -92,6 +92,7 @@ class Shard {
   std::vector<uint32_t> generations_;
   std::vector<Connection*> to_reap_;          // finishing or torn down: checked after each batch
   std::vector<Connection*> starved_;          // recv stopped by ENOBUFS: re-armed when buffers return
+  std::vector<Connection*> reap_scratch_;     // swapped with the two lists above while they are walked
   uint32_t live_connections_ = 0;
   std::vector<std::unique_ptr<CancelForwarder>> forwarders_;
 
