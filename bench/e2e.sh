@@ -69,15 +69,9 @@ if has_target sluice; then
   [ -x "$sluiced" ] || die "$sluiced not found: run tools/build.sh release"
 fi
 
-# PostgreSQL and pgbouncer refuse to run as root: as root they run as the postgres OS user.
-if [ "$(id -u)" -eq 0 ]; then
-  pg_os_user=postgres
-  as_pg=(runuser -u postgres --)
-else
-  pg_os_user=$(id -un)
-  as_pg=()
-fi
-pg_run() { (cd / && "${as_pg[@]}" "$@"); }
+# pg_os_user and pg_run: PostgreSQL and pgbouncer run as the postgres OS user when this is root.
+# shellcheck source=SCRIPTDIR/../tools/lib.sh
+. "$repo/tools/lib.sh"
 
 # 1,000 sessions need file descriptors: clients here, client + backend sockets in the proxy.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

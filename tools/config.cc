@@ -51,6 +51,26 @@ std::string quote(std::string_view text, size_t max_bytes = 64) {
 // Paths are shown whole (up to PATH_MAX): a cut path is no help.
 std::string quote_path(std::string_view path) { return quote(path, 4096); }
 
+// Reads `fd` into `out` until end of file or `limit` bytes, retrying on EINTR. Returns
+// "" or the reason a read failed; `out` holds what was read either way.
+std::string read_at_most(int fd, size_t limit, std::string& out) {
+  out.resize(limit);
+  size_t used = 0;
+  std::string problem;
+  while (used < out.size()) {
+    ssize_t n = ::read(fd, out.data() + used, out.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      problem = std::strerror(errno);
+      break;
+    }
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  out.resize(used);
+  return problem;
+}
+
 // Optimal string alignment distance (Levenshtein plus transpositions), ASCII case folded.
 size_t edit_distance(std::string_view a, std::string_view b) {
   auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
@@ -525,6 +545,17 @@ class Loader {
     return true;
   }
 
+  using NameLines = std::map<std::string, int, std::less<>>;  // name -> line of its first definition
+
+  // Records where `name` is first defined; reports any later definition. `kind`: "target" or "user".
+  bool first_definition(const Value& name, std::string_view kind, NameLines& lines) {
+    auto [first, inserted] = lines.emplace(name.string, name.line);
+    if (!inserted)
+      error(name.line, "duplicate " + std::string(kind) + " name " + quote(name.string) + " (first defined on line " +
+                           std::to_string(first->second) + ")");
+    return inserted;
+  }
+
   // --- [gateway] ---------------------------------------------------------------------
 
   void load_gateway(const Value* table) {
@@ -646,12 +677,8 @@ class Loader {
         error(name->line,
               where("name", s) + " must be 1 to 63 characters from A-Z a-z 0-9 _ . -, not " + quote(name->string));
         valid = false;
-      } else if (auto it = target_lines_.find(name->string); it != target_lines_.end()) {
-        error(name->line, "duplicate target name " + quote(name->string) + " (first defined on line " +
-                              std::to_string(it->second) + ")");
+      } else if (!first_definition(*name, "target", target_lines_)) {
         valid = false;
-      } else {
-        target_lines_.emplace(name->string, name->line);
       }
     } else {
       valid = false;
@@ -756,19 +783,7 @@ class Loader {
     } else if (static_cast<uint64_t>(st.st_size) > kMaxPasswordFileBytes) {
       problem = "larger than 64 KiB; it should hold only the password";
     } else {
-      content.resize(kMaxPasswordFileBytes);
-      size_t used = 0;
-      while (used < content.size()) {
-        ssize_t n = ::read(fd, content.data() + used, content.size() - used);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-          problem = std::strerror(errno);
-          break;
-        }
-        if (n == 0) break;
-        used += static_cast<size_t>(n);
-      }
-      content.resize(used);
+      problem = read_at_most(fd, kMaxPasswordFileBytes, content);
     }
     ::close(fd);
     if (!problem.empty()) {
@@ -824,16 +839,10 @@ class Loader {
     protocol::GatewayUser user;
     bool valid = true;
     if (const Value* name = require(table, "name", Type::string, s)) {
-      if (!check_name(*name, "name", s)) {
-        valid = false;
-      } else if (auto it = user_lines_.find(name->string); it != user_lines_.end()) {
-        error(name->line, "duplicate user name " + quote(name->string) + " (first defined on line " +
-                              std::to_string(it->second) + ")");
-        valid = false;
-      } else {
-        user_lines_.emplace(name->string, name->line);
+      if (check_name(*name, "name", s) && first_definition(*name, "user", user_lines_))
         user.name = name->string;
-      }
+      else
+        valid = false;
     } else {
       valid = false;
     }
@@ -905,8 +914,8 @@ class Loader {
   std::string file_;
   std::string base_dir_;
   LoadedConfig result_;
-  std::map<std::string, int, std::less<>> target_lines_;  // name -> line, for duplicates
-  std::map<std::string, int, std::less<>> user_lines_;
+  NameLines target_lines_;  // for duplicates
+  NameLines user_lines_;
 };
 
 LoadedConfig whole_file_error(const std::string& path, std::string message) {
@@ -933,23 +942,10 @@ LoadedConfig load_config_file(const std::string& path) {
     return whole_file_error(path, std::string("cannot open the configuration file: ") + std::strerror(errno));
   }
   std::string text;
-  std::string problem;
   // One byte past the cap is enough to know the file is too large.
-  text.resize(core::toml::kMaxInputBytes + 1);
-  size_t used = 0;
-  while (used < text.size()) {
-    ssize_t n = ::read(fd, text.data() + used, text.size() - used);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      problem = std::strerror(errno);
-      break;
-    }
-    if (n == 0) break;
-    used += static_cast<size_t>(n);
-  }
+  std::string problem = read_at_most(fd, core::toml::kMaxInputBytes + 1, text);
   ::close(fd);
-  text.resize(used);
-  if (problem.empty() && used > core::toml::kMaxInputBytes) problem = "larger than 1 MiB";
+  if (problem.empty() && text.size() > core::toml::kMaxInputBytes) problem = "larger than 1 MiB";
   if (!problem.empty()) {
     return whole_file_error(path, "cannot read the configuration file: " + problem);
   }

@@ -23,18 +23,13 @@ gateway_user=alice
 gateway_password=alice-demo-password
 
 # PostgreSQL refuses to run as root: as root, the cluster belongs to the postgres OS user
-# (created by Debian's postgresql-common), and lives in its own subdirectory.
+# (pg_os_user and pg_run, from tools/lib.sh), and lives in its own subdirectory.
 pg_dir=$demo_dir/pg
 pgdata=$pg_dir/data
 pg_socket_dir=$pg_dir/socket
 pg_log=$pg_dir/postgresql.log
-if [ "$(id -u)" -eq 0 ]; then
-  pg_os_user=postgres
-  as_pg=(runuser -u postgres --)
-else
-  pg_os_user=$(id -un)
-  as_pg=()
-fi
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$repo/tools/lib.sh"
 sluiced_pidfile=$demo_dir/sluiced.pid
 sluiced_log=$demo_dir/sluiced.log
 config=$demo_dir/sluice.toml
@@ -43,8 +38,6 @@ password_file=$demo_dir/app.password
 say() { echo "demo: $*" >&2; }
 die() { echo "demo: error: $*" >&2; exit 1; }
 
-# Runs a command as the PostgreSQL OS user, from a directory that user can enter.
-pg_run() { (cd / && "${as_pg[@]}" "$@"); }
 pg_psql() { pg_run "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$pg_socket_dir" -p "$pg_port" "$@"; }
 pg_is_running() { [ -f "$pgdata/PG_VERSION" ] && pg_run "$pg_bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; }
 

@@ -198,6 +198,8 @@ struct GatewayUser {
   std::vector<std::string> groups;
 };
 
+// Every member has an initializer, so a fixture can name only what it changes:
+// return {.idle_timeout = "1s"};
 struct SluicedOptions {
   unsigned shards = 2;
   uint32_t max_client_connections = 1000;
@@ -206,9 +208,9 @@ struct SluicedOptions {
   std::string write_stall_timeout = "60s";
   std::string send_queue_bytes = "256KiB";
   std::string log_level = "info";
-  std::string shutdown_grace;             // empty: not written (gateway default)
-  std::vector<GatewayTarget> targets;     // empty: default_targets()
-  std::vector<GatewayUser> users;         // empty: default_users()
+  std::string shutdown_grace{};           // empty: not written (gateway default)
+  std::vector<GatewayTarget> targets{};   // empty: default_targets()
+  std::vector<GatewayUser> users{};       // empty: default_users()
 };
 
 // app -> sluice_app (SCRAM), app_md5 -> md5_user (md5), app_plain -> plain_user (password).

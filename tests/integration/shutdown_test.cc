@@ -15,11 +15,7 @@ using Clock = std::chrono::steady_clock;
 
 class Shutdown : public GatewayTest {
  protected:
-  SluicedOptions options() override {
-    SluicedOptions o;
-    o.shutdown_grace = "5s";
-    return o;
-  }
+  SluicedOptions options() override { return {.shutdown_grace = "5s"}; }
 };
 
 TEST_F(Shutdown, IdleClientsSigtermExitsZeroQuickly) {
@@ -94,11 +90,7 @@ TEST_F(Shutdown, OpenTransactionMayFinishWithinGrace) {
 
 class ShortGrace : public GatewayTest {
  protected:
-  SluicedOptions options() override {
-    SluicedOptions o;
-    o.shutdown_grace = "2s";
-    return o;
-  }
+  SluicedOptions options() override { return {.shutdown_grace = "2s"}; }
 };
 
 TEST_F(ShortGrace, GraceExpiryEndsLongQueries) {

@@ -14,11 +14,7 @@ using Clock = std::chrono::steady_clock;
 
 class IdleTimeout : public GatewayTest {
  protected:
-  SluicedOptions options() override {
-    SluicedOptions o;
-    o.idle_timeout = "1s";
-    return o;
-  }
+  SluicedOptions options() override { return {.idle_timeout = "1s"}; }
 };
 
 TEST_F(IdleTimeout, IdleSessionClosedActiveSessionKept) {
@@ -46,11 +42,7 @@ TEST_F(IdleTimeout, IdleSessionClosedActiveSessionKept) {
 
 class WriteStall : public GatewayTest {
  protected:
-  SluicedOptions options() override {
-    SluicedOptions o;
-    o.write_stall_timeout = "2s";
-    return o;
-  }
+  SluicedOptions options() override { return {.write_stall_timeout = "2s"}; }
 };
 
 TEST_F(WriteStall, ClientThatNeverReadsIsDisconnectedAndQueryStopped) {
