@@ -63,6 +63,10 @@ struct Target {
   std::string user;
   Secret password;         // from password_file or password_env; may be empty (trust auth)
   SocketAddress address;   // host:port resolved at config load
+  // The backend session's search_path, pinned by sluice when policy is enabled so that
+  // policy knows which schema an unqualified table name means. Schema names as the
+  // catalog spells them; "$user" stands for the target's `user`.
+  std::vector<std::string> search_path{"public"};
 };
 
 // A user sluice itself authenticates with SCRAM-SHA-256.

@@ -1,7 +1,8 @@
-// The sluice configuration loader: TOML text -> core::toml tree -> protocol::Settings.
-// A Loader walks the tree once, section by section, checking every key against the
-// list of known keys and every value against its type and bounds, and keeps going
-// after a problem so that one run reports all of them.
+// The sluice configuration loader: TOML text -> core::toml tree -> protocol::Settings,
+// plus the policy sections handed to policy/config. A Loader walks the tree once,
+// section by section, checking every key against the list of known keys and every
+// value against its type and bounds, and keeps going after a problem so that one run
+// reports all of them.
 #include "tools/config.h"
 
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "core/toml.h"
+#include "policy/config.h"
 #include "protocol/scram.h"
 
 namespace sluice::tools {
@@ -301,7 +303,8 @@ constexpr Section kGateway{"gateway", "[gateway]"};
 constexpr Section kTarget{"target", "[[target]]"};
 constexpr Section kUser{"user", "[[user]]"};
 
-constexpr std::string_view kTopLevelKeys[] = {"gateway", "target", "user"};
+// "policy" and "groups" are policy::kPolicyTopLevelKeys, loaded by policy/config.
+constexpr std::string_view kTopLevelKeys[] = {"gateway", "target", "user", "policy", "groups"};
 constexpr std::string_view kGatewayKeys[] = {"listen",
                                              "shards",
                                              "max_client_connections",
@@ -315,8 +318,8 @@ constexpr std::string_view kGatewayKeys[] = {"listen",
                                              "recv_buffer_bytes",
                                              "recv_buffers_per_shard",
                                              "log_level"};
-constexpr std::string_view kTargetKeys[] = {"name", "host",          "port",        "database",
-                                            "user", "password_file", "password_env"};
+constexpr std::string_view kTargetKeys[] = {"name", "host",          "port",         "database",
+                                            "user", "password_file", "password_env", "search_path"};
 constexpr std::string_view kUserKeys[] = {"name", "password", "groups"};
 
 bool is_known(std::string_view key, std::span<const std::string_view> known) {
@@ -374,7 +377,7 @@ class Loader {
           error(value.line, "'" + key + "' must be [[" + key + "]] sections, not " +
                                 std::string(core::toml::type_name(value.type)));
         }
-      } else {
+      } else if (!is_known(key, policy::kPolicyTopLevelKeys)) {
         unknown_top_level(key, value);
       }
     }
@@ -390,6 +393,13 @@ class Loader {
     } else {
       for (const auto& table : users->array) load_user(table);
     }
+    load_policy(root);
+  }
+
+  void load_policy(const Value& root) {
+    policy::LoadedPolicy loaded = policy::load_policy(root);
+    for (auto& problem : loaded.problems) add(problem.line, std::move(problem.message), problem.is_error);
+    result_.policy = std::move(loaded.policy);
   }
 
   void unknown_top_level(const std::string& key, const Value& value) {
@@ -714,8 +724,31 @@ class Loader {
     } else {
       valid = false;
     }
+    valid = load_search_path(table, target) && valid;
     valid = load_target_password(table, label, target) && valid;
     if (valid) result_.settings.targets.push_back(std::move(target));
+  }
+
+  // Schema names as the catalog spells them; "$user" is PostgreSQL's own placeholder.
+  bool load_search_path(const Value& table, protocol::Target& target) {
+    const Value* value = table.find("search_path");
+    if (value == nullptr) return true;
+    bool strings = value->type == Type::array && std::all_of(value->array.begin(), value->array.end(),
+                                                             [](const Value& v) { return v.type == Type::string; });
+    if (!strings) {
+      error(value->line,
+            where("search_path", kTarget) + " must be an array of schema names, e.g. search_path = [\"public\"]");
+      return false;
+    }
+    bool valid = true;
+    target.search_path.clear();
+    for (const auto& schema : value->array) {
+      if (check_name(schema, "search_path", kTarget))
+        target.search_path.push_back(schema.string);
+      else
+        valid = false;
+    }
+    return valid;
   }
 
   // `host` (no port) + port -> target.address. Returns the reason on failure.

@@ -1,13 +1,16 @@
-// Loads a sluice TOML configuration file into protocol::Settings. Every problem found
+// Loads a sluice TOML configuration file into protocol::Settings and a policy::Policy
+// (the [policy] and [groups.*] sections through policy/config.h). Every problem found
 // is reported (not just the first), each with its file and line; no diagnostic ever
 // contains a password or a verifier. The file format is documented in
 // docs/configuration.md and tools/sluice.example.toml.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "policy/policy.h"
 #include "protocol/settings.h"
 
 namespace sluice::tools {
@@ -22,6 +25,8 @@ struct ConfigDiagnostic {
 struct LoadedConfig {
   // Meaningful only when ok(); otherwise partially filled.
   protocol::Settings settings;
+  // The statement policy; set whenever ok().
+  std::shared_ptr<const policy::Policy> policy;
   // Sorted by line (whole-file diagnostics first).
   std::vector<ConfigDiagnostic> diagnostics;
   bool ok() const;  // no diagnostic is an error

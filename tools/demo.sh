@@ -223,7 +223,7 @@ EOF
   fi
 }
 
-# sluice.toml for the demo: one target (app), one gateway user (alice).
+# sluice.toml for the demo: one target (app), one gateway user (alice) in group agents.
 write_config() {
   local verifier
   if verifier=$(printf '%s' "$gateway_password" | "$sluicectl" scram-verifier 2>/dev/null) &&
@@ -252,7 +252,14 @@ password_file = $(toml_string "$password_file")
 [[user]]
 name = $(toml_string "$gateway_user")
 password = $(toml_string "$verifier")
-groups = ["dev"]
+groups = ["agents"]
+
+# What alice may do: read and change data in app, with the rules sluice recommends
+# for AI agents (docs/configuration.md, "Policy").
+[groups.agents]
+targets = ["app"]
+access = "read-write"
+packs = ["agent-default"]
 EOF
   )
 }

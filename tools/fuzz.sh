@@ -15,9 +15,10 @@ declare -A sources=(
   [session]="protocol/session_fuzz.cc protocol/session.cc protocol/wire.cc protocol/scram.cc core/out_queue.cc core/timer_wheel.cc core/log.cc"
   [scram]="protocol/scram_fuzz.cc protocol/scram.cc"
   [toml]="core/toml_fuzz.cc core/toml.cc"
+  [sql_guard]="policy/sql_guard_fuzz.cc policy/sql_guard.cc"
 )
 failed=0
-for target in session scram toml; do
+for target in session scram toml sql_guard; do
   echo "== fuzz: building $target"
   # shellcheck disable=SC2086
   "$cxx" "${flags[@]}" ${sources[$target]} -lcrypto -o "$out/$target"

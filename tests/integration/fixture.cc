@@ -28,6 +28,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -825,6 +826,14 @@ std::string Sluiced::render_config() const {
     for (size_t i = 0; i < u.groups.size(); ++i) c << (i ? ", " : "") << toml_string(u.groups[i]);
     c << "]\n";
   }
+  // Policy refuses a user whose groups are not defined. These tests are about the
+  // protocol, not policy: every group the users name may do anything on any target.
+  std::set<std::string> groups;
+  for (const auto& u : options_.users) groups.insert(u.groups.begin(), u.groups.end());
+  for (const auto& g : groups)
+    c << "\n[groups." << toml_string(g) << "]\n"
+      << "targets = [\"*\"]\n"
+      << "access = \"admin\"\n";
   return c.str();
 }
 

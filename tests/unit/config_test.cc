@@ -105,7 +105,13 @@ constexpr const char* kMinimalTarget =
     "user = \"sluice_app\"\n"
     "password_env = \"SLUICE_CONFIG_TEST_PASSWORD\"\n";
 
-std::string minimal_user() { return std::string("[[user]]\nname = \"alice\"\npassword = \"") + kVerifier + "\"\n"; }
+// Policy wants every user in a defined group: alice is in dev, and dev is defined
+// right after her (so a file can hold minimal_user() only once).
+constexpr const char* kMinimalGroup = "[groups.dev]\ntargets = [\"*\"]\n";
+std::string minimal_user() {
+  return std::string("[[user]]\nname = \"alice\"\npassword = \"") + kVerifier + "\"\ngroups = [\"dev\"]\n" +
+         kMinimalGroup;
+}
 
 // A valid config with `gateway` as the [gateway] body (lines 2..), then the target and user.
 std::string with_gateway(const std::string& gateway) {
@@ -176,6 +182,14 @@ groups = ["dev", "oncall"]
 [[user]]
 name = "bob"
 password = "VERIFIER"
+groups = ["oncall"]
+
+[groups.dev]
+targets = ["app"]
+
+[groups.oncall]
+targets = ["*"]
+access = "admin"
 )"),
                      dir.path());
   ASSERT_TRUE(config.ok()) << report(config);
@@ -229,7 +243,9 @@ password = "VERIFIER"
   EXPECT_EQ(alice->groups, (std::vector<std::string>{"dev", "oncall"}));
   EXPECT_EQ(alice->verifier.iterations, 4096u);
   EXPECT_EQ(protocol::scram::format_verifier(alice->verifier), kVerifier);
-  EXPECT_TRUE(config.settings.find_user("bob")->groups.empty());
+  EXPECT_EQ(config.settings.find_user("bob")->groups, (std::vector<std::string>{"oncall"}));
+  ASSERT_NE(config.policy, nullptr);
+  EXPECT_EQ(config.policy->groups.size(), 2u);
 }
 
 TEST(Config, DefaultsApplyWhenKeysAreAbsent) {
@@ -454,9 +470,10 @@ TEST(Config, TargetNamesAndIdentifiers) {
 
 TEST(Config, DuplicateTargetAndUserNames) {
   ScopedEnv env(kPasswordVariable, "pw");
-  auto config = load(std::string(kMinimalTarget) + kMinimalTarget + minimal_user() + minimal_user());
+  auto config = load(std::string(kMinimalTarget) + kMinimalTarget + minimal_user() +  // alice: 11-14
+                     "[[user]]\nname = \"alice\"\npassword = \"" + kVerifier + "\"\ngroups = [\"dev\"]\n");
   EXPECT_DIAGNOSTIC(config, "sluice.toml:7: error: duplicate target name 'app' (first defined on line 2)");
-  EXPECT_DIAGNOSTIC(config, "sluice.toml:15: error: duplicate user name 'alice' (first defined on line 12)");
+  EXPECT_DIAGNOSTIC(config, "sluice.toml:18: error: duplicate user name 'alice' (first defined on line 12)");
   EXPECT_EQ(count_errors(config), 2u) << report(config);
   EXPECT_EQ(config.settings.targets.size(), 1u);
   EXPECT_EQ(config.settings.users.size(), 1u);
@@ -602,7 +619,8 @@ TEST(Config, MultipleErrorsAreReportedTogetherInLineOrder) {
   EXPECT_FALSE(config.ok());
   std::vector<int> lines;
   for (const auto& d : config.diagnostics) lines.push_back(d.line);
-  EXPECT_EQ(lines, (std::vector<int>{2, 3, 4, 5, 5, 8, 11, 12})) << report(config);
+  // 0: no [groups.NAME] is defined while there is a user.
+  EXPECT_EQ(lines, (std::vector<int>{0, 2, 3, 4, 5, 5, 8, 11, 12})) << report(config);
   EXPECT_DIAGNOSTIC(config,
                     "sluice.toml:8: error: target 'app' sets both password_file and password_env: keep one of them");
   EXPECT_DIAGNOSTIC(config,
@@ -694,7 +712,8 @@ TEST(Config, GatewayUserPasswords) {
                           "md5"
                           "0123456789abcdef0123456789ABCDEF") +  // 14
                      user("empty", "") +                         // 17
-                     user("md5ish", "md5-not-a-hash"));          // 20: plaintext that starts with md5
+                     user("md5ish", "md5-not-a-hash") +          // 20: plaintext that starts with md5
+                     kMinimalGroup);                             // users in no group are only warned about
   EXPECT_DIAGNOSTIC(config,
                     "sluice.toml:8: warning: user 'plain': password is in plaintext; store a verifier instead: "
                     "sluicectl scram-verifier");

@@ -1,0 +1,98 @@
+// Runs tests/policy/agent_default.cases (the decision corpus: SQL texts with the
+// decision the default agent policy must reach) through the policy engine. The file
+// format and the policy it assumes are in tests/policy/README.md.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "policy/engine.h"
+
+namespace sluice::policy {
+namespace {
+
+struct Case {
+  int line = 0;
+  std::string expected;  // "allow" or "block <rule>"
+  std::string sql;
+};
+
+std::vector<Case> load_cases(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<Case> cases;
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.rfind("##", 0) == 0) continue;
+    if (line.rfind("== ", 0) == 0) {
+      cases.push_back({number, line.substr(3), ""});
+      continue;
+    }
+    if (cases.empty()) continue;
+    cases.back().sql += line;
+    cases.back().sql += '\n';
+  }
+  for (Case& c : cases) {
+    while (!c.sql.empty() && (c.sql.back() == '\n' || c.sql.back() == '\r')) c.sql.pop_back();
+    while (!c.expected.empty() && c.expected.back() == ' ') c.expected.pop_back();
+  }
+  return cases;
+}
+
+std::shared_ptr<const Policy> agent_policy(AccessMode mode) {
+  auto policy = std::make_shared<Policy>();
+  Group agents;
+  agents.name = "agents";
+  agents.targets = {"*"};
+  agents.access = mode;
+  agents.packs = {"agent-default"};
+  policy->groups.push_back(agents);
+  return policy;
+}
+
+Subject agent_subject() {
+  Subject s;
+  s.user = "agent";
+  s.groups = {"agents"};
+  s.target = "app";
+  s.search_path = {"public"};
+  return s;
+}
+
+std::string outcome(const Decision& d) { return d.allowed() ? "allow" : "block " + d.rule; }
+
+TEST(PolicyCorpus, AgentDefaultPackDecidesEveryCaseAsSpecified) {
+  const std::vector<Case> cases = load_cases(SLUICE_SOURCE_DIR "/tests/policy/agent_default.cases");
+  ASSERT_GE(cases.size(), 250u) << "the corpus must hold at least 250 statements";
+  Engine engine(agent_policy(AccessMode::read_write));
+  Subject subject = agent_subject();
+  size_t allowed = 0, failures = 0;
+  for (const Case& c : cases) {
+    const Decision& d = engine.judge(subject, c.sql);
+    allowed += d.allowed();
+    if (outcome(d) != c.expected) {
+      ++failures;
+      ADD_FAILURE() << "agent_default.cases:" << c.line << ": expected " << c.expected << ", got " << outcome(d)
+                    << "\n  SQL: " << c.sql << "\n  message: " << d.message;
+    }
+  }
+  // Both halves matter: an engine that blocks everything is as useless as one that
+  // allows everything.
+  EXPECT_GT(allowed, cases.size() / 4);
+  EXPECT_LT(allowed, cases.size() * 3 / 4);
+  EXPECT_EQ(failures, 0u);
+}
+
+TEST(PolicyCorpus, CachedDecisionsMatchFreshOnes) {
+  const std::vector<Case> cases = load_cases(SLUICE_SOURCE_DIR "/tests/policy/agent_default.cases");
+  Engine engine(agent_policy(AccessMode::read_write));
+  Subject subject = agent_subject();
+  std::vector<std::string> first;
+  for (const Case& c : cases) first.push_back(outcome(engine.judge(subject, c.sql)));
+  for (size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(outcome(engine.judge(subject, cases[i].sql)), first[i]) << cases[i].sql;
+  EXPECT_GE(engine.stats().cache_hits, cases.size() / 2);
+}
+
+}  // namespace
+}  // namespace sluice::policy
