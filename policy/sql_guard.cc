@@ -468,8 +468,7 @@ GuardError describe(const GuardVerdict& verdict, std::string_view sql, const Sql
         }
       }
       error.message = "invalid byte sequence for encoding \"UTF8\": " + bytes;
-      error.hint = "sluice accepts only UTF-8 statements (client_encoding UTF8); the invalid sequence starts at byte " +
-                   std::to_string(verdict.offset) + ".";
+      // No hint: PostgreSQL gives none, and clients may compare the error with the server's.
       break;
     }
     case GuardResult::too_deeply_nested:

@@ -41,9 +41,10 @@ class FrameReader {
   template <typename Sink>
   Result feed(core::Chunk chunk, Sink& sink);
 
-  // Releases a large capture buffer after use, so idle sessions stay small.
+  // Releases a large capture buffer after use, so idle sessions stay small. Never
+  // in the middle of a message: the buffer then holds a capture still arriving.
   void trim() {
-    if (capture_.capacity() > kKeepCapacity) std::vector<uint8_t>().swap(capture_);
+    if (!in_body_ && capture_.capacity() > kKeepCapacity) std::vector<uint8_t>().swap(capture_);
   }
 
  private:

@@ -1,9 +1,11 @@
 #include "protocol/session.h"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstring>
 
 #include "core/log.h"
@@ -51,6 +53,9 @@ uint32_t load_be32(const uint8_t* p) {
 
 // Messages a client sends expecting a ReadyForQuery in the end: they count as in flight.
 bool awaits_ready_for_query(uint8_t type) { return type == 'Q' || type == 'S' || type == 'F'; }
+
+// Messages that carry SQL (or call a function) and so pass the statement gate.
+bool is_statement_message(uint8_t type) { return type == 'Q' || type == 'P' || type == 'F'; }
 
 // A captured message body with its header again, to queue or hold whole.
 std::vector<uint8_t> reframe(uint8_t type, std::span<const uint8_t> body) {
@@ -273,7 +278,22 @@ Disposition Session::client_header(uint8_t type, uint32_t body_length) {
       }
       if (state_ == State::connecting) return Disposition::capture;  // held until the backend is ready
       if (type == 'X') return Disposition::forward_and_peek;
-      if (awaits_ready_for_query(type)) ++in_flight_;
+      if (gate_ && is_statement_message(type)) {
+        // Judged whole in client_message, so held in memory: bounded by the gate.
+        if (body_length > gate_->max_statement_message_bytes()) {
+          ++counters_.protocol_violations;
+          fail(fatal("54000",
+                     std::string(frontend_message_name(type)) + " message of " + std::to_string(body_length) +
+                         " bytes is longer than any statement sluice's policy accepts",
+                     "raise [policy] max_statement_bytes in sluice's configuration, or send a shorter statement"));
+          return Disposition::violation;
+        }
+        return Disposition::capture;
+      }
+      if (awaits_ready_for_query(type)) {
+        ++in_flight_;
+        ++requests_sent_;
+      }
       return Disposition::forward;
     }
     case State::awaiting_startup:
@@ -310,8 +330,16 @@ bool Session::client_message(uint8_t type, std::span<const uint8_t> body) {
   if (state_ == State::connecting || state_ == State::ready) {
     // A message captured while logging in to the target (completed before or after
     // the switch to ready): keep it in order behind the login.
-    std::vector<uint8_t> message = reframe(type, body);
-    if (awaits_ready_for_query(type)) ++in_flight_;
+    if (awaits_ready_for_query(type)) {
+      ++in_flight_;
+      ++requests_sent_;
+    }
+    std::vector<uint8_t> message;
+    if (gate_ && is_statement_message(type)) {
+      if (!judge_statement_message(type, body, message)) return false;
+    } else {
+      message = reframe(type, body);
+    }
     if (state_ == State::ready) {
       to_backend_.push_copy(message);
       return true;
@@ -382,6 +410,17 @@ void Session::client_authenticated() {
                "sluice has no target of that name; connect with dbname set to one of the gateway's targets"));
     return;
   }
+  if (StatementGateFactory* gates = host_.statement_gates()) {
+    static const std::vector<std::string> kNoGroups;
+    ErrorInfo refusal;
+    gate_ = gates->open(user_, gateway_user_ ? gateway_user_->groups : kNoGroups, *target_, refusal);
+    if (!gate_) {
+      LOG_WARN("%s: user \"%s\" refused on target \"%s\": %s", peer_.c_str(), user_.c_str(), target_->name.c_str(),
+               refusal.message.c_str());
+      fail(refusal);
+      return;
+    }
+  }
   LOG_DEBUG("%s: user \"%s\" authenticated; connecting to target \"%s\"", peer_.c_str(), user_.c_str(),
             target_->name.c_str());
   state_ = State::connecting;
@@ -406,6 +445,14 @@ void Session::on_backend_connected(int error) {
   parameters.emplace_back("database", target_->database);
   for (const auto& p : forwarded_parameters_) parameters.push_back(p);
   forwarded_parameters_.clear();
+  if (gate_) {
+    std::vector<std::pair<std::string, std::string>> pinned;
+    gate_->backend_parameters(pinned);
+    for (const auto& pin : pinned) {
+      std::erase_if(parameters, [&](const auto& p) { return iequals(p.first, pin.first); });
+      parameters.push_back(pin);
+    }
+  }
   backend_login_ = BackendLogin::awaiting_auth;
   send_to_backend(startup_message(parameters));
   host_.flush(Side::backend);
@@ -444,6 +491,8 @@ Disposition Session::backend_header(uint8_t type, uint32_t body_length) {
     return Disposition::violation;
   }
   last_backend_message_fatal_ = false;
+  capturing_backend_error_ = type == 'E' && !refusals_.empty();
+  if (capturing_backend_error_) return Disposition::capture;
   if (type == 'Z' || type == 'E') return Disposition::forward_and_peek;
   return Disposition::forward;
 }
@@ -454,6 +503,8 @@ bool Session::backend_message(uint8_t type, std::span<const uint8_t> body) {
   if (type == 'Z') {
     transaction_status_ = body.empty() ? 'I' : static_cast<char>(body[0]);
     if (in_flight_ > 0) --in_flight_;
+    ++readies_seen_;
+    if (!refusals_.empty()) forget_finished_refusals();
     if (idle()) {
       if (shutting_down_) {
         maybe_close_for_shutdown();
@@ -462,14 +513,104 @@ bool Session::backend_message(uint8_t type, std::span<const uint8_t> body) {
       arm_idle_deadline();
     }
   } else if (type == 'E') {
-    std::vector<ErrorField> fields;
-    if (parse_error_fields(body, fields)) {
-      std::string_view severity = error_field(fields, 'V');
-      if (severity.empty()) severity = error_field(fields, 'S');
-      last_backend_message_fatal_ = severity == "FATAL" || severity == "PANIC";
+    if (capturing_backend_error_) {
+      capturing_backend_error_ = false;
+      relay_backend_error(body);
+    } else {
+      note_backend_error(body);
     }
   }
   return true;
+}
+
+void Session::note_backend_error(std::span<const uint8_t> body) {
+  std::vector<ErrorField> fields;
+  if (parse_error_fields(body, fields)) {
+    std::string_view severity = error_field(fields, 'V');
+    if (severity.empty()) severity = error_field(fields, 'S');
+    last_backend_message_fatal_ = severity == "FATAL" || severity == "PANIC";
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Statement policy
+// ---------------------------------------------------------------------------
+
+bool Session::judge_statement_message(uint8_t type, std::span<const uint8_t> body, std::vector<uint8_t>& forward) {
+  ErrorInfo refusal;
+  bool allowed = false;
+  std::string_view statement_name;
+  if (type == 'F') {
+    allowed = gate_->allow_function_call(refusal);
+  } else {
+    BodyReader reader(body);
+    std::string_view sql;
+    const bool well_formed = type == 'Q' ? reader.cstring(sql) && reader.at_end()
+                                         : reader.cstring(statement_name) && reader.cstring(sql);
+    if (!well_formed) {
+      ++counters_.protocol_violations;
+      fail(fatal("08P01", std::string("invalid ") + frontend_message_name(type) + " message format"));
+      return false;
+    }
+    allowed = gate_->judge(sql, refusal);
+  }
+  if (allowed) {
+    forward = reframe(type, body);
+    return true;
+  }
+  ++counters_.statements_blocked;
+  if (refusal_marker_.empty()) {
+    uint8_t nonce[6];
+    if (RAND_bytes(nonce, sizeof nonce) != 1) std::memset(nonce, 0, sizeof nonce);
+    static constexpr char kHex[] = "0123456789abcdef";
+    refusal_marker_ = "sluice: statement blocked by policy (ref ";
+    for (uint8_t b : nonce) {
+      refusal_marker_ += kHex[b >> 4];
+      refusal_marker_ += kHex[b & 15];
+    }
+    refusal_marker_ += '-';
+  }
+  const uint32_t ref = next_refusal_ref_++;
+  // A Query or FunctionCall earns its own ReadyForQuery (already counted); a Parse's
+  // segment ends at the next Sync.
+  refusals_.push_back({ref, type == 'P' ? requests_sent_ + 1 : requests_sent_, std::move(refusal)});
+  // Fails in parse analysis (the literal is cast at once), in any transaction state
+  // that accepts statements, with a message that carries our marker verbatim.
+  const std::string substitute = "SELECT '" + refusal_marker_ + std::to_string(ref) + ")'::pg_catalog.int4";
+  if (type == 'P')
+    forward = MessageBuilder('P').cstring(statement_name).cstring(substitute).int16(0).finish();
+  else
+    forward = MessageBuilder('Q').cstring(substitute).finish();
+  return true;
+}
+
+void Session::relay_backend_error(std::span<const uint8_t> body) {
+  std::vector<ErrorField> fields;
+  if (parse_error_fields(body, fields)) {
+    const std::string_view message = error_field(fields, 'M');
+    const size_t at = message.find(refusal_marker_);
+    if (at != std::string_view::npos) {
+      uint32_t ref = 0;
+      const char* digits = message.data() + at + refusal_marker_.size();
+      const auto [end, ec] = std::from_chars(digits, message.data() + message.size(), ref);
+      (void)end;
+      if (ec == std::errc()) {
+        for (size_t i = 0; i < refusals_.size(); ++i) {
+          if (refusals_[i].ref != ref) continue;
+          to_client_.push_copy(error_response(refusals_[i].error));
+          refusals_.erase(refusals_.begin(), refusals_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+          return;
+        }
+      }
+    }
+  }
+  // Not ours (an earlier error, 25P02 in an aborted transaction...): pass it on.
+  to_client_.push_copy(reframe('E', body));
+  note_backend_error(body);
+}
+
+void Session::forget_finished_refusals() {
+  std::erase_if(refusals_, [&](const PendingRefusal& r) { return r.ends_at <= readies_seen_; });
 }
 
 bool Session::handle_backend_login_message(uint8_t type, std::span<const uint8_t> body) {

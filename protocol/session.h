@@ -19,6 +19,7 @@
 #include "protocol/frame_reader.h"
 #include "protocol/scram.h"
 #include "protocol/settings.h"
+#include "protocol/statement_gate.h"
 #include "protocol/wire.h"
 
 namespace sluice::protocol {
@@ -43,11 +44,14 @@ class SessionHost {
   virtual void route_cancel(uint32_t pid, uint32_t secret) = 0;
   virtual core::BufferPool* buffer_pool() = 0;
   virtual core::TimerWheel& timers() = 0;
+  // Statement policy for this shard; nullptr: statements are forwarded unjudged.
+  virtual StatementGateFactory* statement_gates() { return nullptr; }
 };
 
 struct SessionCounters {
   uint64_t auth_failures = 0;
   uint64_t protocol_violations = 0;
+  uint64_t statements_blocked = 0;
 };
 
 class Session {
@@ -123,6 +127,15 @@ class Session {
   void reject_length(Side from, uint8_t type, uint32_t body_length, uint32_t limit);
   bool backend_message(uint8_t type, std::span<const uint8_t> body);
   void apply_backpressure();
+  // Statement policy: a Query, Parse or FunctionCall to forward, judged by the gate.
+  // A refused one is replaced by a statement that fails harmlessly in PostgreSQL, so
+  // the server aborts the transaction or skips to Sync exactly as for any error.
+  bool judge_statement_message(uint8_t type, std::span<const uint8_t> body, std::vector<uint8_t>& forward);
+  // A backend ErrorResponse while refusals are pending: ours replaces the server's
+  // error for the substitute statement; anything else passes through.
+  void relay_backend_error(std::span<const uint8_t> body);
+  void note_backend_error(std::span<const uint8_t> body);
+  void forget_finished_refusals();
 
   void send_to_client(const std::vector<uint8_t>& bytes);
   void send_to_backend(const std::vector<uint8_t>& bytes);
@@ -185,6 +198,23 @@ class Session {
   bool last_backend_message_fatal_ = false;
   bool client_terminated_ = false;
   bool shutting_down_ = false;
+
+  // Statement policy (null when the host has none).
+  std::unique_ptr<StatementGate> gate_;
+  // A refusal waiting for the server's error on its substitute statement. Invariant:
+  // ordered by ref; an entry is dropped when its error arrives or when the
+  // ReadyForQuery that ends its Query or pipeline segment (number ends_at) does.
+  struct PendingRefusal {
+    uint32_t ref;
+    uint64_t ends_at;
+    ErrorInfo error;
+  };
+  std::vector<PendingRefusal> refusals_;
+  uint64_t requests_sent_ = 0;  // Query, Sync, FunctionCall sent to the backend (each earns one ReadyForQuery)
+  uint64_t readies_seen_ = 0;   // ReadyForQuery received in state ready
+  uint32_t next_refusal_ref_ = 0;
+  std::string refusal_marker_;  // "sluice: statement blocked by policy (ref <random>-", made on first use
+  bool capturing_backend_error_ = false;
 
   core::TimerNode deadline_;
   SessionCounters counters_;

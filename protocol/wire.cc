@@ -121,6 +121,7 @@ std::vector<uint8_t> error_like(char type, const ErrorInfo& e) {
   b.byte('M').cstring(e.message);
   if (!e.detail.empty()) b.byte('D').cstring(e.detail);
   if (!e.hint.empty()) b.byte('H').cstring(e.hint);
+  if (!e.position.empty()) b.byte('P').cstring(e.position);
   b.byte(0);
   return b.finish();
 }

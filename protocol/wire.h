@@ -82,6 +82,7 @@ struct ErrorInfo {
   std::string message;
   std::string detail;
   std::string hint;
+  std::string position;  // 1-based character position in the statement ('P'); empty = none
 };
 
 std::vector<uint8_t> error_response(const ErrorInfo& error);

@@ -173,6 +173,9 @@ struct Shard::Connection final : protocol::SessionHost {
   }
   core::BufferPool* buffer_pool() override { return &shard.reactor_; }
   core::TimerWheel& timers() override { return shard.timers_; }
+  protocol::StatementGateFactory* statement_gates() override {
+    return shard.gates_ && shard.gates_->enabled() ? shard.gates_.get() : nullptr;
+  }
 };
 
 // Sends one CancelRequest to a backend: connect, write 16 bytes, close.
@@ -200,6 +203,7 @@ Shard::~Shard() {
 }
 
 bool Shard::init(std::string& problem) {
+  install_policy_if_changed();
   core::Reactor::Options options;
   options.buffer_size = settings_.gateway.recv_buffer_bytes;
   options.buffer_count = settings_.gateway.recv_buffers_per_shard;
@@ -513,7 +517,24 @@ void Shard::on_tick() {
     last_tick_ms_ += kTickMs;
     timers_.advance();
   }
+  install_policy_if_changed();
   reactor_.tick_after(kTickMs);
+}
+
+void Shard::install_policy_if_changed() {
+  const uint64_t version = shared_.policy_version.load(std::memory_order_acquire);
+  if (gates_ && version == policy_version_) return;
+  std::shared_ptr<const policy::Policy> policy;
+  {
+    std::lock_guard lock(shared_.policy_mutex);
+    policy = shared_.policy;
+  }
+  policy_version_ = version;
+  if (!policy) return;
+  if (gates_)
+    gates_->install(std::move(policy));
+  else
+    gates_ = std::make_unique<policy::PolicyGates>(std::move(policy));
 }
 
 void Shard::on_wake(uint64_t value) {

@@ -8,12 +8,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/reactor.h"
 #include "core/timer_wheel.h"
+#include "policy/gate.h"
 #include "protocol/scram.h"
 #include "protocol/session.h"
 #include "protocol/settings.h"
@@ -27,6 +29,12 @@ struct GatewayShared {
   std::vector<int> ring_fds;            // every shard's ring, for MSG_RING
   std::atomic<uint32_t> client_connections{0};
   uint32_t slots_per_shard = 0;
+
+  // The statement policy. A reload (SIGHUP) replaces it under the mutex and bumps
+  // the version; each shard notices on its next tick and installs it.
+  std::mutex policy_mutex;
+  std::shared_ptr<const policy::Policy> policy;
+  std::atomic<uint64_t> policy_version{0};
 };
 
 class Shard {
@@ -60,6 +68,7 @@ class Shard {
   void on_send(Connection& conn, int side, const core::Completion& c);
   void on_connect(Connection& conn, const core::Completion& c);
   void on_tick();
+  void install_policy_if_changed();
   void on_wake(uint64_t value);
   void deliver_cancel(uint32_t slot, uint32_t secret);
   void forward_cancel(const protocol::Target& target, uint32_t pid, uint32_t secret);
@@ -101,6 +110,9 @@ class Shard {
   core::TimerNode drain_deadline_;
   int64_t last_tick_ms_ = 0;
   uint64_t accept_errors_logged_ = 0;
+
+  std::unique_ptr<policy::PolicyGates> gates_;  // this shard's policy engine
+  uint64_t policy_version_ = 0;                  // of the policy gates_ holds
 };
 
 }  // namespace sluice::tools

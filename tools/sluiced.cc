@@ -98,6 +98,31 @@ sluice::protocol::scram::Key derive_mock_secret(const sluice::protocol::Settings
 
 }  // namespace
 
+// SIGHUP: reload [policy] and [groups] from the file. A file with any error changes
+// nothing; open sessions stay connected and their next statement meets the new policy.
+void reload_policy(const std::string& config_path, GatewayShared& shared) {
+  sluice::tools::LoadedConfig reloaded = sluice::tools::load_config_file(config_path);
+  for (const auto& d : reloaded.diagnostics) {
+    if (d.is_error)
+      LOG_ERROR("SIGHUP: %s", sluice::tools::format_diagnostic(d).c_str());
+    else
+      LOG_WARN("SIGHUP: %s", sluice::tools::format_diagnostic(d).c_str());
+  }
+  if (!reloaded.ok()) {
+    LOG_ERROR("SIGHUP: %s has errors; the policy in force is unchanged", config_path.c_str());
+    return;
+  }
+  const size_t groups = reloaded.policy->groups.size();
+  const bool enabled = reloaded.policy->enabled;
+  {
+    std::lock_guard lock(shared.policy_mutex);
+    shared.policy = std::move(reloaded.policy);
+  }
+  shared.policy_version.fetch_add(1, std::memory_order_release);
+  LOG_INFO("SIGHUP: policy reloaded from %s (%zu group(s)%s); listeners, targets and users change only at restart",
+           config_path.c_str(), groups, enabled ? "" : ", policy DISABLED");
+}
+
 int main(int argc, char** argv) {
   std::string config_path;
   bool check_only = false;
@@ -166,6 +191,9 @@ int main(int argc, char** argv) {
   shared.slots_per_shard = std::min<uint32_t>(settings.gateway.max_client_connections + kRejectHeadroom,
                                               1u << Shard::kSlotBits);
   shared.ring_fds.assign(shard_count, -1);
+  shared.policy = loaded.policy;
+  if (!loaded.policy->enabled)
+    LOG_WARN("[policy] enabled = false: statements are forwarded without being judged; not for production");
 
   // Each shard creates its ring on its own thread (SINGLE_ISSUER binds a ring to its
   // creator), reports, then waits until every ring fd is known before serving.
@@ -223,7 +251,7 @@ int main(int argc, char** argv) {
     timespec timeout{0, 100'000'000};
     const int sig = sigtimedwait(&signals, nullptr, &timeout);
     if (sig == SIGHUP) {
-      LOG_WARN("SIGHUP: configuration reload is not supported yet; restart sluiced to apply changes");
+      reload_policy(config_path, shared);
     } else if (sig == SIGTERM || sig == SIGINT) {
       ++stops;
       const uint64_t code = stops == 1 ? Shard::kDrain : Shard::kTerminate;

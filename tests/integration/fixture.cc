@@ -431,6 +431,9 @@ std::string query_value(PGconn* conn, const std::string& sql) {
   return *rows[0][0];
 }
 
+// SQLSTATEs of the errors sluice's policy answers without the server (see error_fields).
+bool answered_by_sluice(std::string_view sqlstate) { return sqlstate == "42601" || sqlstate == "22021"; }
+
 std::string error_fields(const PGresult* result) {
   static const std::pair<int, const char*> fields[] = {
       {PG_DIAG_SEVERITY, "S"},
@@ -452,8 +455,14 @@ std::string error_fields(const PGresult* result) {
       {PG_DIAG_SOURCE_LINE, "L"},
       {PG_DIAG_SOURCE_FUNCTION, "R"},
   };
+  // sluice answers syntax errors and invalid UTF-8 itself (policy's parser and guard):
+  // PostgreSQL's message and position, but not the server's source location.
+  const char* sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  const bool syntax_error = sqlstate != nullptr && answered_by_sluice(sqlstate);
   std::string out;
   for (const auto& [code, name] : fields) {
+    if (syntax_error && (code == PG_DIAG_SOURCE_FILE || code == PG_DIAG_SOURCE_LINE || code == PG_DIAG_SOURCE_FUNCTION))
+      continue;
     const char* v = PQresultErrorField(result, code);
     if (v != nullptr) out += std::string(name) + "=" + v + "\n";
   }
@@ -826,8 +835,14 @@ std::string Sluiced::render_config() const {
     for (size_t i = 0; i < u.groups.size(); ++i) c << (i ? ", " : "") << toml_string(u.groups[i]);
     c << "]\n";
   }
+  if (!options_.policy_toml.empty()) {
+    c << "\n" << options_.policy_toml << "\n";
+    return c.str();
+  }
   // Policy refuses a user whose groups are not defined. These tests are about the
-  // protocol, not policy: every group the users name may do anything on any target.
+  // protocol, not policy: every group the users name may do anything on any target,
+  // and statements up to 16 MiB are judged (the large-message tests send 12 MB).
+  c << "\n[policy]\nmax_statement_bytes = \"16MiB\"\n";
   std::set<std::string> groups;
   for (const auto& u : options_.users) groups.insert(u.groups.begin(), u.groups.end());
   for (const auto& g : groups)
@@ -1171,7 +1186,14 @@ std::string render(const Message& m) {
   std::string out(1, m.type);
   if (m.type == 'E' || m.type == 'N') {
     out += " {";
-    for (const auto& [k, v] : parse_fields(m.body)) out += std::string(" ") + k + "=" + v;
+    const auto fields = parse_fields(m.body);
+    // As in error_fields(): no server source location on errors sluice answers itself.
+    const auto code = fields.find('C');
+    const bool syntax_error = code != fields.end() && answered_by_sluice(code->second);
+    for (const auto& [k, v] : fields) {
+      if (syntax_error && (k == 'F' || k == 'L' || k == 'R')) continue;
+      out += std::string(" ") + k + "=" + v;
+    }
     return out + " }";
   }
   out += " ";

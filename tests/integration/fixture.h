@@ -211,6 +211,10 @@ struct SluicedOptions {
   std::string shutdown_grace{};           // empty: not written (gateway default)
   std::vector<GatewayTarget> targets{};   // empty: default_targets()
   std::vector<GatewayUser> users{};       // empty: default_users()
+  // Statement policy. Empty: every group the users name gets admin access on every
+  // target (tests about the protocol, not policy). Otherwise this TOML text is written
+  // as is (it must define the users' groups); it may hold a [policy] table.
+  std::string policy_toml{};
 };
 
 // app -> sluice_app (SCRAM), app_md5 -> md5_user (md5), app_plain -> plain_user (password).

@@ -8,6 +8,7 @@
 #include <map>
 #include <random>
 
+#include "policy/gate.h"
 #include "protocol/session.h"
 
 namespace sluice::protocol {
@@ -86,7 +87,9 @@ class FakeHost final : public SessionHost {
   void route_cancel(uint32_t pid, uint32_t secret) override { cancels.emplace_back(pid, secret); }
   core::BufferPool* buffer_pool() override { return &pool; }
   core::TimerWheel& timers() override { return wheel; }
+  StatementGateFactory* statement_gates() override { return gates; }
 
+  StatementGateFactory* gates = nullptr;  // statement policy, when a test installs one
   std::mt19937 rng;
   HeapPool pool;
   core::TimerWheel wheel{10, 64};
@@ -109,6 +112,7 @@ Settings make_settings() {
   GatewayUser u;
   u.name = "alice";
   u.verifier = scram::make_verifier("alice-password", 4096);
+  u.groups = {"agents"};
   s.users.push_back(u);
   return s;
 }
@@ -584,6 +588,192 @@ TEST(Session, ClientMessagesSentDuringBackendLoginAreHeldAndForwardedInOrder) {
   h.backend_login();
   EXPECT_EQ(h.session.state(), Session::State::ready);
   EXPECT_EQ(h.drain(Side::backend), str(q));
+}
+
+
+// --- statement policy ---------------------------------------------------------
+
+std::shared_ptr<const policy::Policy> agent_policy(policy::AccessMode mode, std::vector<std::string> targets = {"*"}) {
+  auto p = std::make_shared<policy::Policy>();
+  policy::Group g;
+  g.name = "agents";
+  g.targets = std::move(targets);
+  g.access = mode;
+  g.packs = {"agent-default"};
+  p->groups.push_back(g);
+  return p;
+}
+
+// The text of the single Query (or the statement of the single Parse) in `bytes`.
+std::string statement_text(const std::string& bytes, char type) {
+  for (const Message& m : split_messages(bytes)) {
+    if (m.type != type) continue;
+    BodyReader r(m.body);
+    std::string_view name, sql;
+    if (type == 'P' && !r.cstring(name)) return "";
+    if (!r.cstring(sql)) return "";
+    return std::string(sql);
+  }
+  return "";
+}
+
+// What PostgreSQL answers to sluice's substitute statement.
+std::vector<uint8_t> server_cast_error(const std::string& substitute) {
+  const size_t open = substitute.find('\'');
+  const size_t close = substitute.rfind('\'');
+  ErrorInfo e;
+  e.sqlstate = "22P02";
+  e.message = "invalid input syntax for type integer: \"" + substitute.substr(open + 1, close - open - 1) + "\"";
+  return error_response(e);
+}
+
+std::vector<uint8_t> concat(std::initializer_list<std::vector<uint8_t>> parts) {
+  std::vector<uint8_t> out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+TEST(SessionPolicy, BlockedQueryNeverReachesTheServerAndTheClientGetsTheRefusal) {
+  for (uint32_t seed = 1; seed <= 10; ++seed) {
+    Harness h(seed);
+    policy::PolicyGates gates(agent_policy(policy::AccessMode::read_write));
+    h.host.gates = &gates;
+    h.login();
+    ASSERT_EQ(h.session.state(), Session::State::ready);
+    h.deliver(Side::client, MessageBuilder('Q').cstring("TRUNCATE orders").finish());
+    const std::string to_server = h.drain(Side::backend);
+    EXPECT_EQ(to_server.find("TRUNCATE"), std::string::npos);
+    const std::string substitute = statement_text(to_server, 'Q');
+    ASSERT_NE(substitute.find("sluice: statement blocked by policy"), std::string::npos) << substitute;
+    // The server aborts the open transaction on the substitute's error, exactly as
+    // for any failing statement.
+    h.deliver(Side::backend, concat({server_cast_error(substitute), ready_for_query('E')}));
+    auto reply = split_messages(h.drain(Side::client));
+    ASSERT_EQ(reply.size(), 2u);
+    ASSERT_EQ(reply[0].type, 'E');
+    std::vector<ErrorField> fields;
+    ASSERT_TRUE(parse_error_fields(reply[0].body, fields));
+    EXPECT_EQ(error_field(fields, 'C'), "42501");
+    EXPECT_NE(error_field(fields, 'M').find("rule \"truncate\""), std::string_view::npos);
+    EXPECT_EQ(error_field(fields, 'M').find("invalid input syntax"), std::string_view::npos);
+    EXPECT_EQ(reply[1].type, 'Z');
+    EXPECT_EQ(h.session.counters().statements_blocked, 1u);
+  }
+}
+
+TEST(SessionPolicy, AllowedQueryIsForwardedByteForByte) {
+  Harness h(3);
+  policy::PolicyGates gates(agent_policy(policy::AccessMode::read_write));
+  h.host.gates = &gates;
+  h.login();
+  const auto q = MessageBuilder('Q').cstring("SELECT * FROM orders WHERE id = 1").finish();
+  h.deliver(Side::client, q);
+  EXPECT_EQ(h.drain(Side::backend), str(q));
+}
+
+TEST(SessionPolicy, LongStatementArrivingInPiecesIsJudgedWhole) {
+  // Regression: trimming the capture buffer between receives dropped the first part
+  // of any captured message longer than 8 KiB.
+  Harness h(4);
+  policy::PolicyGates gates(agent_policy(policy::AccessMode::read_write));
+  h.host.gates = &gates;
+  h.login();
+  std::string sql = "SELECT md5('";
+  for (int i = 0; i < 20000; ++i) sql += static_cast<char>('a' + (i * 7919) % 26);
+  sql += "')";
+  const auto q = MessageBuilder('Q').cstring(sql).finish();
+  h.deliver(Side::client, q);
+  EXPECT_EQ(h.drain(Side::backend), str(q));
+}
+
+TEST(SessionPolicy, BlockedParseIsReplacedAndTheRestOfThePipelineIsLeftToTheServer) {
+  Harness h(5);
+  policy::PolicyGates gates(agent_policy(policy::AccessMode::read_write));
+  h.host.gates = &gates;
+  h.login();
+  const auto parse = MessageBuilder('P').cstring("s1").cstring("DELETE FROM orders").int16(0).finish();
+  const auto bind = MessageBuilder('B').cstring("").cstring("s1").int16(0).int16(0).int16(0).finish();
+  const auto execute = MessageBuilder('E').cstring("").int32(0).finish();
+  const auto sync = MessageBuilder('S').finish();
+  h.deliver(Side::client, concat({parse, bind, execute, sync}));
+  const std::string to_server = h.drain(Side::backend);
+  EXPECT_EQ(to_server.find("DELETE"), std::string::npos);
+  auto sent = split_messages(to_server);
+  ASSERT_EQ(sent.size(), 4u);
+  EXPECT_EQ(sent[0].type, 'P');
+  EXPECT_EQ(str(sent[1].body), str(std::vector<uint8_t>(bind.begin() + 5, bind.end())));
+  EXPECT_EQ(sent[3].type, 'S');
+  const std::string substitute = statement_text(to_server, 'P');
+  BodyReader r(sent[0].body);
+  std::string_view name;
+  ASSERT_TRUE(r.cstring(name));
+  EXPECT_EQ(name, "s1");  // the named statement fails to exist, as a blocked one must
+  // The server reports the Parse error, skips Bind/Execute, answers the Sync.
+  h.deliver(Side::backend, concat({server_cast_error(substitute), ready_for_query('I')}));
+  auto reply = split_messages(h.drain(Side::client));
+  ASSERT_EQ(reply.size(), 2u);
+  std::vector<ErrorField> fields;
+  ASSERT_TRUE(parse_error_fields(reply[0].body, fields));
+  EXPECT_EQ(error_field(fields, 'C'), "42501");
+  EXPECT_NE(error_field(fields, 'M').find("unbounded-write"), std::string_view::npos);
+  EXPECT_EQ(reply[1].type, 'Z');
+}
+
+TEST(SessionPolicy, OtherServerErrorsPassThroughWhileARefusalIsPending) {
+  Harness h(7);
+  policy::PolicyGates gates(agent_policy(policy::AccessMode::read_write));
+  h.host.gates = &gates;
+  h.login();
+  // In an aborted transaction the server answers the substitute with 25P02, not the
+  // cast error: the client must see that, and the refusal is forgotten at ReadyForQuery.
+  h.deliver(Side::client, MessageBuilder('Q').cstring("DROP TABLE orders").finish());
+  h.drain(Side::backend);
+  ErrorInfo aborted;
+  aborted.sqlstate = "25P02";
+  aborted.message = "current transaction is aborted, commands ignored until end of transaction block";
+  const auto server_error = error_response(aborted);
+  h.deliver(Side::backend, concat({server_error, ready_for_query('E')}));
+  EXPECT_EQ(h.drain(Side::client), str(concat({server_error, ready_for_query('E')})));
+  // Nothing is pending now: the next error is forwarded untouched too.
+  h.deliver(Side::client, MessageBuilder('Q').cstring("SELECT 1").finish());
+  h.drain(Side::backend);
+  h.deliver(Side::backend, concat({server_error, ready_for_query('E')}));
+  EXPECT_EQ(h.drain(Side::client), str(concat({server_error, ready_for_query('E')})));
+}
+
+TEST(SessionPolicy, BackendSessionStartsWithPinnedSettingsAndReadOnlyMode) {
+  Harness h(9);
+  policy::PolicyGates gates(agent_policy(policy::AccessMode::read_only));
+  h.host.gates = &gates;
+  h.login();
+  ASSERT_EQ(h.session.state(), Session::State::ready);
+  for (const char* pinned : {"default_transaction_read_only\0on", "search_path\0public",
+                             "standard_conforming_strings\0on", "client_encoding\0UTF8"}) {
+    const std::string needle(pinned, std::strlen(pinned) + 1 + std::strlen(pinned + std::strlen(pinned) + 1));
+    EXPECT_NE(h.startup_seen.find(needle), std::string::npos) << pinned;
+  }
+}
+
+TEST(SessionPolicy, UserWhoseGroupsDoNotGrantTheTargetIsRefusedAtLogin) {
+  Harness h(11);
+  policy::PolicyGates gates(agent_policy(policy::AccessMode::admin, {"other-target"}));
+  h.host.gates = &gates;
+  const std::string received = h.login();
+  EXPECT_TRUE(h.host.finished);
+  EXPECT_TRUE(h.host.connect_requested.empty());
+  EXPECT_NE(received.find("42501"), std::string::npos);
+}
+
+TEST(SessionPolicy, FastpathFunctionCallsAreRefusedBelowAdmin) {
+  Harness h(13);
+  policy::PolicyGates gates(agent_policy(policy::AccessMode::read_write));
+  h.host.gates = &gates;
+  h.login();
+  h.deliver(Side::client, MessageBuilder('F').int32(764).int16(0).int16(0).int16(0).finish());  // lo_import's OID
+  const std::string to_server = h.drain(Side::backend);
+  auto sent = split_messages(to_server);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].type, 'Q');  // replaced by the failing substitute: never a FunctionCall
 }
 
 }  // namespace

@@ -324,7 +324,7 @@ TEST(SqlGuard, DescribeGivesPostgresErrors) {
   e = describe(guard("SELECT '\xff'"), "SELECT '\xff'", limits);
   EXPECT_STREQ(e.sqlstate, "22021");
   EXPECT_EQ(e.message, "invalid byte sequence for encoding \"UTF8\": 0xff");
-  EXPECT_NE(e.hint.find("byte 8"), std::string::npos) << e.hint;
+  EXPECT_TRUE(e.hint.empty()) << "PostgreSQL gives no hint for invalid UTF-8; neither does sluice";
 
   const std::string deep = "SELECT " + repeat("(", 1001);
   e = describe(guard(deep, limits), deep, limits);

@@ -1,0 +1,42 @@
+// The session's view of statement policy. protocol/ knows nothing of SQL or rules:
+// the session hands every SQL text (Query, Parse) to its gate before forwarding it,
+// and the gate answers allow, or a refusal to send in its place. policy/ implements
+// it (policy/gate.h); a session without a gate forwards everything.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "protocol/settings.h"
+#include "protocol/wire.h"
+
+namespace sluice::protocol {
+
+class StatementGate {
+ public:
+  virtual ~StatementGate() = default;
+  // true: forward `sql`. false: `refusal` (severity ERROR) goes to the client instead.
+  virtual bool judge(std::string_view sql, ErrorInfo& refusal) = 0;
+  // A fastpath FunctionCall ('F'): it names a function by OID, which sluice cannot judge.
+  virtual bool allow_function_call(ErrorInfo& refusal) = 0;
+  // Longest Query/Parse/FunctionCall body the session may hold to judge; longer ones
+  // end the session (54000) without being buffered.
+  virtual uint32_t max_statement_message_bytes() const = 0;
+  // Startup parameters the backend session must begin with; they replace any the
+  // client sent under the same name.
+  virtual void backend_parameters(std::vector<std::pair<std::string, std::string>>& parameters) const = 0;
+};
+
+// One per shard. open() is called once per session, after the client authenticated.
+class StatementGateFactory {
+ public:
+  virtual ~StatementGateFactory() = default;
+  // nullptr + `refusal` (FATAL): the identity may not use this target at all.
+  virtual std::unique_ptr<StatementGate> open(const std::string& user, const std::vector<std::string>& groups,
+                                              const Target& target, ErrorInfo& refusal) = 0;
+};
+
+}  // namespace sluice::protocol
