@@ -3,6 +3,7 @@
 # time from its checked-in seed corpus (tests/fuzz/<target>/). A crash fails the run
 # and leaves the reproducer in build/fuzz/<target>.crashes/.
 #   tools/fuzz.sh            # FUZZ_SECONDS per target (default 30)
+#   FUZZ_TARGETS="policy" tools/fuzz.sh   # only some targets
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-30}"
@@ -16,12 +17,18 @@ declare -A sources=(
   [scram]="protocol/scram_fuzz.cc protocol/scram.cc"
   [toml]="core/toml_fuzz.cc core/toml.cc"
   [sql_guard]="policy/sql_guard_fuzz.cc policy/sql_guard.cc"
+  [policy]="policy/policy_fuzz.cc policy/engine.cc policy/classify.cc policy/statement.cc policy/policy.cc policy/parse_tree.cc policy/sql_guard.cc"
+)
+# Libraries per target (all get -lcrypto).
+declare -A libraries=(
+  [policy]="-l:libpg_query.a -lprotobuf-c"
 )
 failed=0
-for target in session scram toml sql_guard; do
+targets="${FUZZ_TARGETS:-session scram toml sql_guard policy}"
+for target in $targets; do
   echo "== fuzz: building $target"
   # shellcheck disable=SC2086
-  "$cxx" "${flags[@]}" ${sources[$target]} -lcrypto -o "$out/$target"
+  "$cxx" "${flags[@]}" ${sources[$target]} ${libraries[$target]:-} -lcrypto -o "$out/$target"
   work="$out/$target.corpus"
   rm -rf "$work" && mkdir -p "$work" "$out/$target.crashes"
   cp tests/fuzz/"$target"/* "$work"/

@@ -1,0 +1,47 @@
+// libFuzzer target: the whole policy path a statement takes (guard, libpg_query,
+// the JSON parse tree, classify, evaluate, the decision cache) must never crash,
+// hang or leak on any input, and must decide the same way twice.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "policy/engine.h"
+
+namespace {
+
+sluice::policy::Engine& engine() {
+  static sluice::policy::Engine e([] {
+    auto p = std::make_shared<sluice::policy::Policy>();
+    sluice::policy::Group g;
+    g.name = "agents";
+    g.targets = {"*"};
+    g.access = sluice::policy::AccessMode::read_write;
+    g.packs = {"agent-default"};
+    sluice::policy::NamePattern deny;
+    sluice::policy::parse_name_pattern("secret.*", deny);
+    g.read.deny.push_back(deny);
+    p->groups.push_back(g);
+    p->limits.max_statement_bytes = 64 << 10;
+    p->decision_cache_entries = 64;
+    return p;
+  }());
+  return e;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static sluice::policy::Subject subject = [] {
+    sluice::policy::Subject s;
+    s.user = "fuzz";
+    s.groups = {"agents"};
+    s.target = "app";
+    s.search_path = {"public"};
+    return s;
+  }();
+  const std::string_view sql(reinterpret_cast<const char*>(data), size);
+  const sluice::policy::Decision first = engine().judge(subject, sql);
+  const sluice::policy::Decision& again = engine().judge(subject, sql);
+  if (first.action != again.action || first.rule != again.rule) __builtin_trap();
+  return 0;
+}

@@ -1,0 +1,1 @@
+SELECT * FROM secret.payroll, (WITH payroll AS (SELECT 1) SELECT * FROM payroll) p

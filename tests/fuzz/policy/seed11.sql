@@ -1,0 +1,1 @@
+CREATE OPERATOR ### (FUNCTION = pg_read_file, RIGHTARG = text)

@@ -1,0 +1,1 @@
+SET search_path = secret, public; SELECT * FROM x
