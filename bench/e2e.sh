@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
-# End-to-end benchmark: pgbench -S against PostgreSQL 15 directly, through sluice and
-# through pgbouncer, in one run on this machine, runs interleaved; then 1,000 idle
-# sessions to measure sluiced's memory per session. Prints a table with ratios and saves
-# the whole output to bench/results/e2e-<date>.txt.
+# End-to-end benchmark: pgbench against PostgreSQL 15 directly, through sluice with
+# statement policy off and on, and through pgbouncer, in one run on this machine, runs
+# interleaved; then 1,000 idle sessions to measure sluiced's memory per session. Prints
+# a table with ratios (policy on / off among them) and saves the whole output to
+# bench/results/e2e-<date>.txt.
+#
+# Targets:
+#   direct      PostgreSQL itself
+#   sluice-off  sluiced with [policy] enabled = false (statements forwarded unjudged)
+#   sluice      sluiced with policy on: the bench user's group has access "read-write"
+#               and packs ["agent-default"], so every statement is parsed and judged
+#   pgbouncer   pgbouncer in session mode
+# Workloads:
+#   select-only pgbench's builtin -S (one SELECT by primary key per transaction)
+#   agent-mix   bench/e2e/agent_mix.sql: joins, an aggregate, a pg_catalog query, and an
+#               UPDATE by key + multi-row INSERT into a scratch table in a transaction
 #
 # Knobs (environment):
 #   BENCH_SECONDS=10        length of one measured pgbench run
-#   BENCH_REPEAT=2          runs per (mode, clients, target)
+#   BENCH_REPEAT=2          runs per (workload, mode, clients, target)
 #   BENCH_CLIENTS="16 64"   pgbench -c values
 #   BENCH_MODES="simple extended prepared"
-#   BENCH_TARGETS="direct sluice pgbouncer"
+#   BENCH_WORKLOADS="select-only agent-mix"
+#   BENCH_TARGETS="direct sluice-off sluice pgbouncer"
 #   BENCH_THREADS=2         pgbench -j
 #   BENCH_SCALE=10          pgbench -i -s
 #   BENCH_IDLE_SESSIONS=1000   0 skips the idle-session test
@@ -25,7 +38,8 @@ seconds=${BENCH_SECONDS:-10}
 repeat=${BENCH_REPEAT:-2}
 read -r -a clients_list <<<"${BENCH_CLIENTS:-16 64}"
 read -r -a modes <<<"${BENCH_MODES:-simple extended prepared}"
-read -r -a targets <<<"${BENCH_TARGETS:-direct sluice pgbouncer}"
+read -r -a workloads <<<"${BENCH_WORKLOADS:-select-only agent-mix}"
+read -r -a targets <<<"${BENCH_TARGETS:-direct sluice-off sluice pgbouncer}"
 threads=${BENCH_THREADS:-2}
 scale=${BENCH_SCALE:-10}
 idle_sessions=${BENCH_IDLE_SESSIONS:-1000}
@@ -35,15 +49,20 @@ pg_bin=/usr/lib/postgresql/15/bin
 clk_tck=$(getconf CLK_TCK)
 
 has_target() { local t; for t in "${targets[@]}"; do [ "$t" = "$1" ] && return 0; done; return 1; }
+has_sluiced() { has_target sluice || has_target sluice-off; }
+has_workload() { local w; for w in "${workloads[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 say() { echo "e2e: $*" >&2; }
 die() { echo "e2e: error: $*" >&2; exit 1; }
 
 for t in "${targets[@]}"; do
-  case "$t" in direct | sluice | pgbouncer) ;; *) die "unknown target '$t' in BENCH_TARGETS" ;; esac
+  case "$t" in direct | sluice-off | sluice | pgbouncer) ;; *) die "unknown target '$t' in BENCH_TARGETS" ;; esac
+done
+for w in "${workloads[@]}"; do
+  case "$w" in select-only | agent-mix) ;; *) die "unknown workload '$w' in BENCH_WORKLOADS" ;; esac
 done
 
-runs_total=$((repeat * ${#modes[@]} * ${#clients_list[@]} * ${#targets[@]}))
-estimate=$((45 + ${#targets[@]} * warmup_seconds + runs_total * (seconds + 1)))
+runs_total=$((repeat * ${#workloads[@]} * ${#modes[@]} * ${#clients_list[@]} * ${#targets[@]}))
+estimate=$((45 + ${#targets[@]} * ${#workloads[@]} * (warmup_seconds + 1) + runs_total * (seconds + 1)))
 [ "$idle_sessions" -gt 0 ] && estimate=$((estimate + 2 * 30))
 duration_text="about $((estimate / 60)) min $((estimate % 60)) s (at most ~$(((estimate + 300) / 60)) min)"
 say "expected duration after the build: $duration_text"
@@ -51,7 +70,7 @@ say "expected duration after the build: $duration_text"
 # ---------------------------------------------------------------- dependencies, binaries
 if [ -z "${SLUICE_BUILD_DIR:-}" ]; then
   tools/install-deps.sh
-  if has_target sluice; then tools/build.sh release; fi
+  if has_sluiced; then tools/build.sh release; fi
 fi
 
 # From here on, everything printed also goes to the results file.
@@ -59,13 +78,13 @@ mkdir -p bench/results
 result_file=$repo/bench/results/e2e-$(date +%Y%m%d-%H%M%S).txt
 exec > >(tee "$result_file") 2>&1
 echo "sluice end-to-end benchmark, $(date -u +%FT%TZ)"
-echo "  $runs_total pgbench runs of ${seconds}s (${#modes[@]} modes x ${#clients_list[@]} client counts x ${#targets[@]} targets x $repeat)"
+echo "  $runs_total pgbench runs of ${seconds}s (${#workloads[@]} workloads x ${#modes[@]} modes x ${#clients_list[@]} client counts x ${#targets[@]} targets x $repeat)"
 echo "  expected duration: $duration_text"
 echo "  results: $result_file"
 build_dir=${SLUICE_BUILD_DIR:-$repo/build/release}
 sluiced=$build_dir/tools/sluiced
 sluicectl=$build_dir/tools/sluicectl
-if has_target sluice; then
+if has_sluiced; then
   [ -x "$sluiced" ] || die "$sluiced not found: run tools/build.sh release"
 fi
 
@@ -85,10 +104,11 @@ fi
 # ---------------------------------------------------------------- workspace and cleanup
 work=$(mktemp -d /var/tmp/sluice-e2e.XXXXXX)
 chmod 755 "$work"
-mkdir -p "$work/pg" "$work/pgbouncer" "$work/sluice"
+mkdir -p "$work/pg" "$work/pgbouncer" "$work/sluice" "$work/sluice-off"
 [ "$pg_os_user" = "$(id -un)" ] || chown "$pg_os_user:" "$work/pg" "$work/pgbouncer"
 pgdata=$work/pg/data
 sluiced_pid=
+sluiced_off_pid=
 pgbouncer_pid=
 idle_client_pid=
 
@@ -104,6 +124,7 @@ cleanup() {
   set +e
   stop_pid "$idle_client_pid" 2
   stop_pid "$sluiced_pid" 30
+  stop_pid "$sluiced_off_pid" 30
   stop_pid "$pgbouncer_pid" 10
   [ -f "$pgdata/postmaster.pid" ] && pg_run "$pg_bin/pg_ctl" -D "$pgdata" -m immediate -w stop >/dev/null 2>&1
   if [ "${BENCH_KEEP:-0}" = 1 ]; then
@@ -133,7 +154,8 @@ wait_port() {  # port, pid that must stay alive, name, log
 base_port=$((20000 + RANDOM % 20000))
 pg_port=$(free_port "$base_port")
 sluice_port=$(free_port $((pg_port + 1)))
-pgbouncer_port=$(free_port $((sluice_port + 1)))
+sluice_off_port=$(free_port $((sluice_port + 1)))
+pgbouncer_port=$(free_port $((sluice_off_port + 1)))
 
 # One password for every login, and one SCRAM verifier of it shared by PostgreSQL and
 # pgbouncer's auth_file: pgbouncer 1.18 logs a forced user (user= in [databases]) into
@@ -173,10 +195,24 @@ EOF
 say "pgbench -i -s $scale"
 PGPASSWORD=$bench_password "$pg_bin/pgbench" -i -q -s "$scale" -h 127.0.0.1 -p "$pg_port" -U bench_proxy bench \
   >"$work/pgbench-init.log" 2>&1 || { cat "$work/pgbench-init.log" >&2; die "pgbench -i failed"; }
+# agent-mix's scratch table: what an agent writes its own notes into.
+pg_psql -d bench <<EOF
+CREATE TABLE agent_scratch (
+  id bigserial PRIMARY KEY,
+  aid integer NOT NULL,
+  bid integer NOT NULL,
+  delta integer NOT NULL,
+  note text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE agent_scratch OWNER TO bench_proxy;
+EOF
 pg_psql -d bench -c "VACUUM ANALYZE"
 
 # ---------------------------------------------------------------- sluiced
-if has_target sluice; then
+# Two sluiced processes with the same settings but for [policy]: "sluice" judges every
+# statement with the agent-default pack, "sluice-off" forwards them unjudged.
+if has_sluiced; then
   if verifier=$(printf '%s' "$bench_password" | "$sluicectl" scram-verifier 2>/dev/null) &&
      [[ "$verifier" == SCRAM-SHA-256\$* ]]; then
     :
@@ -185,13 +221,19 @@ if has_target sluice; then
     verifier=$(printf '%s' "$bench_password" | python3 bench/e2e/scram_verifier.py)
   fi
   (umask 077 && printf '%s' "$bench_password" >"$work/sluice/bench.password")
-  cat >"$work/sluice/sluice.toml" <<EOF
+fi
+
+start_sluiced() {  # target (sluice or sluice-off), port; sets started_pid
+  local dir=$work/$1 policy_section=
+  [ "$1" = sluice-off ] && policy_section=$'[policy]\nenabled = false\n'
+  cat >"$dir/sluice.toml" <<EOF
 [gateway]
-listen = "127.0.0.1:$sluice_port"
+listen = "127.0.0.1:$2"
 shards = ${SLUICE_SHARDS:-0}
 max_client_connections = 2000
 log_level = "info"
 
+$policy_section
 [[target]]
 name = "bench"
 host = "127.0.0.1"
@@ -204,11 +246,32 @@ password_file = "$work/sluice/bench.password"
 name = "bench"
 password = "$verifier"
 groups = ["bench"]
+
+[groups.bench]
+targets = ["*"]
+access = "read-write"
+packs = ["agent-default"]
 EOF
-  say "starting sluiced on 127.0.0.1:$sluice_port"
-  "$sluiced" --config "$work/sluice/sluice.toml" >"$work/sluice/sluiced.log" 2>&1 </dev/null &
-  sluiced_pid=$!
-  wait_port "$sluice_port" "$sluiced_pid" sluiced "$work/sluice/sluiced.log"
+  "$sluiced" --config "$dir/sluice.toml" --check >"$dir/check.log" 2>&1 ||
+    { cat "$dir/check.log" >&2; die "sluiced --check refused $dir/sluice.toml"; }
+  say "starting sluiced ($1) on 127.0.0.1:$2"
+  "$sluiced" --config "$dir/sluice.toml" >"$dir/sluiced.log" 2>&1 </dev/null &
+  started_pid=$!
+  wait_port "$2" "$started_pid" "sluiced ($1)" "$dir/sluiced.log"
+}
+if has_target sluice; then
+  start_sluiced sluice "$sluice_port"
+  sluiced_pid=$started_pid
+  # The policy must really be on: a TRUNCATE (of pgbench's unused history table) is one
+  # of the agent-default pack's refusals.
+  if out=$(PGPASSWORD=$bench_password "$pg_bin/psql" -X -q -h 127.0.0.1 -p "$sluice_port" -U bench -d bench \
+           -c "TRUNCATE pgbench_history" 2>&1) || ! grep -q 'blocked by sluice policy' <<<"$out"; then
+    die "sluiced (policy on) did not refuse TRUNCATE: ${out:-it succeeded}"
+  fi
+fi
+if has_target sluice-off; then
+  start_sluiced sluice-off "$sluice_off_port"
+  sluiced_off_pid=$started_pid
 fi
 
 # ---------------------------------------------------------------- pgbouncer
@@ -256,7 +319,7 @@ echo "machine:    $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/
 echo "sluice:     $(git rev-parse --short HEAD 2>/dev/null || echo 'no commit')$([ -n "$(git status --porcelain 2>/dev/null)" ] && echo ' (uncommitted changes)'), $sluiced"
 echo "postgresql: $("$pg_bin/postgres" --version)"
 echo "pgbouncer:  $(pgbouncer --version | head -n 1)"
-echo "pgbench:    -n -S -j $threads -T $seconds, scale $scale, everything on this machine (client, proxies, server share the CPUs)"
+echo "pgbench:    -n -j $threads -T $seconds, scale $scale, workloads: ${workloads[*]}; everything on this machine (client, proxies, server share the CPUs)"
 echo
 
 # ---------------------------------------------------------------- throughput runs
@@ -264,22 +327,27 @@ target_conn() {  # sets port, user, password, pid for a target
   case "$1" in
     direct) port=$pg_port user=bench_proxy password=$bench_password pid= ;;
     sluice) port=$sluice_port user=bench password=$bench_password pid=$sluiced_pid ;;
+    sluice-off) port=$sluice_off_port user=bench password=$bench_password pid=$sluiced_off_pid ;;
     pgbouncer) port=$pgbouncer_port user=bench password=$bench_password pid=$pgbouncer_pid ;;
   esac
 }
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
 results_tsv=$work/results.tsv
-printf 'mode\tclients\ttarget\trep\ttps\tlatency_ms\ttransactions\tcpu_ticks\tok\n' >"$results_tsv"
+printf 'workload\tmode\tclients\ttarget\trep\ttps\tlatency_ms\ttransactions\tcpu_ticks\tok\n' >"$results_tsv"
 
-# One pgbench run; appends a line to results.tsv when $4 (rep) is not "warmup".
-run_pgbench() {  # target mode clients rep duration
-  local target=$1 mode=$2 clients=$3 rep=$4 duration=$5 port user password pid
-  local before=- after=- out rc tps lat txns ticks=- ok=1
+# One pgbench run; appends a line to results.tsv when $5 (rep) is not "warmup".
+run_pgbench() {  # target workload mode clients rep duration
+  local target=$1 workload=$2 mode=$3 clients=$4 rep=$5 duration=$6 port user password pid
+  local before=- after=- out rc tps lat txns ticks=- ok=1 script
   target_conn "$target"
+  case "$workload" in
+    select-only) script=(-S) ;;
+    agent-mix) script=(-f "$repo/bench/e2e/agent_mix.sql" -s "$scale") ;;  # -s sets :scale for a custom script
+  esac
   [ -z "$pid" ] || before=$(cpu_ticks "$pid" 2>/dev/null || echo -)
   set +e
-  out=$(PGPASSWORD=$password "$pg_bin/pgbench" -n -S -M "$mode" -c "$clients" -j "$threads" -T "$duration" \
+  out=$(PGPASSWORD=$password "$pg_bin/pgbench" -n "${script[@]}" -M "$mode" -c "$clients" -j "$threads" -T "$duration" \
         -h 127.0.0.1 -p "$port" -U "$user" bench 2>&1)
   rc=$?
   set -e
@@ -289,34 +357,39 @@ run_pgbench() {  # target mode clients rep duration
   txns=$(sed -n -E 's/^number of transactions actually processed: ([0-9]+).*/\1/p' <<<"$out")
   if [ "$rc" -ne 0 ] || [ -z "$tps" ] || [ -z "$lat" ] || [ -z "$txns" ]; then
     ok=0 tps=0 lat=0 txns=0
-    echo "  FAILED: $target $mode -c $clients (pgbench exit $rc):"
+    echo "  FAILED: $target $workload $mode -c $clients (pgbench exit $rc):"
     tail -n 5 <<<"$out" | sed 's/^/    /'
   fi
   if [ "$before" != - ] && [ "$after" != - ]; then ticks=$((after - before)); fi
   [ "$rep" = warmup ] && return 0
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$clients" "$target" "$rep" "$tps" "$lat" "$txns" "$ticks" "$ok" >>"$results_tsv"
-  printf '  %-9s -c %-3s %-10s run %s: %10.0f tps  %7.3f ms%s\n' "$mode" "$clients" "$target" "$rep" "$tps" "$lat" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$mode" "$clients" "$target" "$rep" "$tps" "$lat" "$txns" "$ticks" "$ok" >>"$results_tsv"
+  printf '  %-11s %-9s -c %-3s %-10s run %s: %10.0f tps  %7.3f ms%s\n' "$workload" "$mode" "$clients" "$target" "$rep" "$tps" "$lat" \
     "$([ "$ticks" != - ] && [ "$txns" -gt 0 ] && awk -v t="$ticks" -v n="$txns" -v hz="$clk_tck" 'BEGIN { printf "  %6.1f us CPU/txn", t * 1e6 / hz / n }')"
 }
 
-say "warming up each target for ${warmup_seconds}s"
-for t in "${targets[@]}"; do run_pgbench "$t" simple 16 warmup "$warmup_seconds"; done
+say "warming up each target for ${warmup_seconds}s per workload"
+for w in "${workloads[@]}"; do
+  for t in "${targets[@]}"; do run_pgbench "$t" "$w" simple 16 warmup "$warmup_seconds"; done
+done
 
 echo "runs (target order rotates from one configuration to the next):"
 k=0
 for ((rep = 1; rep <= repeat; rep++)); do
-  for mode in "${modes[@]}"; do
-    for clients in "${clients_list[@]}"; do
-      for ((t = 0; t < ${#targets[@]}; t++)); do
-        run_pgbench "${targets[(t + k) % ${#targets[@]}]}" "$mode" "$clients" "$rep" "$seconds"
+  for workload in "${workloads[@]}"; do
+    for mode in "${modes[@]}"; do
+      for clients in "${clients_list[@]}"; do
+        for ((t = 0; t < ${#targets[@]}; t++)); do
+          run_pgbench "${targets[(t + k) % ${#targets[@]}]}" "$workload" "$mode" "$clients" "$rep" "$seconds"
+        done
+        k=$((k + 1))
       done
-      k=$((k + 1))
     done
   done
 done
 
 echo
-echo "pgbench -S, $seconds s per run, mean of $repeat runs; spread = (max - min) / mean TPS; CPU = proxy utime+stime per transaction"
+echo "$seconds s per run, mean of $repeat runs; spread = (max - min) / mean TPS; CPU = proxy utime+stime per transaction"
+echo "(a transaction is one SELECT for select-only, the whole script of 8 statements for agent-mix)"
 python3 bench/e2e/report.py "$results_tsv" "$clk_tck"
 
 # ---------------------------------------------------------------- idle sessions
@@ -382,17 +455,20 @@ if [ "$idle_sessions" -gt 0 ] && { has_target sluice || has_target pgbouncer; };
   fi
 fi
 
-if has_target sluice; then
-  if ! kill -0 "$sluiced_pid" 2>/dev/null; then
+check_sluiced_log() {  # target pid
+  local log=$work/$1/sluiced.log expected='policy is disabled|\[policy\] enabled = false'
+  if ! kill -0 "$2" 2>/dev/null; then
     echo
-    echo "sluiced EXITED during the benchmark; its log ends with:"
-    tail -n 20 "$work/sluice/sluiced.log" | sed 's/^/  /'
-  elif grep -q -E '(warning|error): ' "$work/sluice/sluiced.log"; then
+    echo "sluiced ($1) EXITED during the benchmark; its log ends with:"
+    tail -n 20 "$log" | sed 's/^/  /'
+  elif grep -E '(warning|error): ' "$log" | grep -v -q -E "$expected"; then
     echo
-    echo "sluiced logged $(grep -c -E '(warning|error): ' "$work/sluice/sluiced.log") warning/error line(s), the last ones:"
-    grep -E '(warning|error): ' "$work/sluice/sluiced.log" | tail -n 5 | sed 's/^/  /'
+    echo "sluiced ($1) logged $(grep -E '(warning|error): ' "$log" | grep -c -v -E "$expected") unexpected warning/error line(s), the last ones:"
+    grep -E '(warning|error): ' "$log" | grep -v -E "$expected" | tail -n 5 | sed 's/^/  /'
   fi
-fi
+}
+if has_target sluice; then check_sluiced_log sluice "$sluiced_pid"; fi
+if has_target sluice-off; then check_sluiced_log sluice-off "$sluiced_off_pid"; fi
 
 echo
 echo "saved to $result_file"

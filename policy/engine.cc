@@ -25,6 +25,14 @@ std::string lower(std::string_view s) {
 
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
+// "a read", "an admin", "a DDL": the statement kind with its article.
+std::string with_article(std::string_view kind) {
+  if (kind == "ddl") return "a DDL";
+  if (kind == "dcl") return "a DCL";
+  const bool vowel = !kind.empty() && std::string_view("aeiou").find(kind[0]) != std::string_view::npos;
+  return (vowel ? "an " : "a ") + std::string(kind);
+}
+
 bool mode_admits(AccessMode mode, StatementKind kind) {
   switch (kind) {
     case StatementKind::read:
@@ -178,16 +186,27 @@ bool rule_matches(const Rule& rule, const StatementSummary& s, const Subject& su
     if (!any) return false;
   }
   if (!rule.tables.empty()) {
-    bool any = false;
+    // A block or review rule matches when one table matches; an allow rule only when
+    // every table of the statement (with that access) does, so that allowing
+    // `TRUNCATE staging.*` does not also allow `TRUNCATE staging.a, public.orders`.
+    const bool every = rule.action == Action::allow;
+    bool any = false, all = true;
     for (const RelationRef& r : s.relations) {
       if (rule.table_access && *rule.table_access != r.access) continue;
-      if (any_candidate(r.name, subject, [&](std::string_view sc, std::string_view n) { return any_pattern(rule.tables, sc, n); })) {
+      const bool hit = every ? all_candidates(r.name, subject, [&](std::string_view sc, std::string_view n) {
+                                 return any_pattern(rule.tables, sc, n);
+                               })
+                             : any_candidate(r.name, subject, [&](std::string_view sc, std::string_view n) {
+                                 return any_pattern(rule.tables, sc, n);
+                               });
+      all &= hit;
+      if (hit && !any) {
         any = true;
         matched += (matched.empty() ? "" : " on ") + std::string("table ") + r.name.display();
-        break;
+        if (!every) break;
       }
     }
-    if (!any) return false;
+    if (!any || (every && !all)) return false;
   }
   if (!rule.functions.empty()) {
     bool any = false;
@@ -250,7 +269,7 @@ std::optional<Decision> evaluate_group(const Group& group, const StatementSummar
   for (const Operation& op : s.operations) {
     if (mode_admits(group.access, op.kind)) continue;
     return block("access-mode", group.name,
-                 "statement blocked by sluice policy: " + op.command + " is a " + statement_kind_name(op.kind) +
+                 "statement blocked by sluice policy: " + op.command + " is " + with_article(statement_kind_name(op.kind)) +
                      " statement and group " + quoted(group.name) + " has " + access_mode_name(group.access) + " access",
                  "ask the gateway's operator for a group whose access includes " + std::string(statement_kind_name(op.kind)) +
                      " statements on target " + quoted(subject.target));
@@ -367,7 +386,10 @@ void Engine::install(std::shared_ptr<const Policy> policy) {
 
 uint32_t Engine::intern(Subject& subject) {
   if (subject.generation == generation_) return subject.id;
-  std::string key = subject.target;
+  // The user is part of the key: refusals name the user.
+  std::string key = subject.user;
+  key += '\0';
+  key += subject.target;
   for (const std::string& g : subject.groups) {
     key += '\0';
     key += g;

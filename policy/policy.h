@@ -76,7 +76,7 @@ struct Group {
   AccessMode access = AccessMode::read_only;
   TableScope read;
   TableScope write;
-  std::vector<NamePattern> function_allow;  // non-empty: only these (and built-ins) may be called
+  std::vector<NamePattern> function_allow;  // non-empty: only these may be called, built-ins included
   std::vector<NamePattern> function_deny;
   // Evaluated in order, first match decides. Group rules come first, then the rules
   // of each pack in `packs`, in order.
@@ -90,7 +90,7 @@ struct Group {
 // Limits that protect the gateway from hostile SQL (see policy/sql_guard.h).
 struct SqlLimits {
   uint32_t max_statement_bytes = 1u << 20;  // one Query or Parse string
-  uint32_t max_nesting = 1000;              // parentheses, brackets, CASE/ARRAY/subquery depth
+  uint32_t max_nesting = 1000;              // depth of ( ) and [ ] (subqueries, ARRAY[...], calls)
   uint32_t max_operators = 10'000;          // operator and chaining-keyword tokens per SQL text
 };
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Summarises bench/e2e.sh's per-run results into the table it prints.
+"""Summarises bench/e2e.sh's per-run results into the tables it prints.
 
 Input: a TSV file with a header line and one line per pgbench run:
-  mode clients target rep tps latency_ms transactions cpu_ticks ok
+  workload mode clients target rep tps latency_ms transactions cpu_ticks ok
 cpu_ticks is the proxy's utime+stime delta over the run ("-" for direct).
 Usage: report.py RESULTS.tsv CLK_TCK
 """
@@ -12,7 +12,9 @@ import statistics
 import sys
 from collections import OrderedDict
 
-TARGETS = ("direct", "sluice", "pgbouncer")
+TARGETS = ("direct", "sluice-off", "sluice", "pgbouncer")
+MODES = ("simple", "extended", "prepared")
+POLICY_TPS_TARGET = 0.95  # policy on / policy off
 
 
 def fmt(value, spec):
@@ -25,19 +27,29 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
+def difference(a, b):
+    return None if a is None or b is None else a - b
+
+
+def order(key):
+    """Sort key for (workload, mode, clients[, target])."""
+    mode = MODES.index(key[1]) if key[1] in MODES else len(MODES)
+    target = () if len(key) < 4 else (TARGETS.index(key[3]) if key[3] in TARGETS else len(TARGETS),)
+    return (key[0], mode, key[2]) + target
+
+
 def main() -> None:
     path, clk_tck = sys.argv[1], int(sys.argv[2])
-    groups = OrderedDict()  # (mode, clients, target) -> list of runs
+    groups = OrderedDict()  # (workload, mode, clients, target) -> list of runs
     with open(path, newline="") as f:
         for row in csv.DictReader(f, delimiter="\t"):
-            key = (row["mode"], int(row["clients"]), row["target"])
+            key = (row["workload"], row["mode"], int(row["clients"]), row["target"])
             groups.setdefault(key, []).append(row)
 
     summary = {}
-    print(f"{'mode':<9} {'clients':>7}  {'target':<10} {'runs':>4} {'TPS':>10} {'spread':>7}"
+    print(f"{'workload':<11} {'mode':<9} {'clients':>7}  {'target':<10} {'runs':>4} {'TPS':>10} {'spread':>7}"
           f" {'lat ms':>8} {'proxy CPU us/txn':>17}")
-    for key in sorted(groups, key=lambda k: (k[0] != "simple", k[0] != "extended", k[1],
-                                             TARGETS.index(k[2]) if k[2] in TARGETS else 9)):
+    for key in sorted(groups, key=order):
         runs = groups[key]
         good = [r for r in runs if r["ok"] == "1"]
         failed = len(runs) - len(good)
@@ -53,21 +65,39 @@ def main() -> None:
                 cpu = ticks * 1e6 / clk_tck / txns if txns else None
         summary[key] = (tps, cpu)
         runs_text = f"{len(good)}" + (f"+{failed}F" if failed else "")
-        print(f"{key[0]:<9} {key[1]:>7}  {key[2]:<10} {runs_text:>4} {fmt(tps, '10.0f')}"
+        print(f"{key[0]:<11} {key[1]:<9} {key[2]:>7}  {key[3]:<10} {runs_text:>4} {fmt(tps, '10.0f')}"
               f" {fmt(spread, '6.1f') + ('%' if spread is not None else ' '):>7}"
               f" {fmt(lat, '8.3f')} {fmt(cpu, '17.1f')}")
 
+    configurations = sorted(OrderedDict(((k[0], k[1], k[2]), None) for k in summary), key=order)
+
+    def get(config, target):
+        return summary.get(config + (target,), (None, None))
+
     print()
-    print("Ratios (TPS: higher is better for sluice; CPU per transaction: lower is better)")
-    print(f"{'mode':<9} {'clients':>7}  {'TPS sluice/pgbouncer':>21} {'TPS sluice/direct':>18}"
-          f" {'CPU/txn sluice/pgbouncer':>25}")
-    for mode, clients in OrderedDict(((k[0], k[1]), None) for k in sorted(
-            summary, key=lambda k: (k[0] != "simple", k[0] != "extended", k[1]))):
-        s_tps, s_cpu = summary.get((mode, clients, "sluice"), (None, None))
-        p_tps, p_cpu = summary.get((mode, clients, "pgbouncer"), (None, None))
-        d_tps, _ = summary.get((mode, clients, "direct"), (None, None))
-        print(f"{mode:<9} {clients:>7}  {fmt(ratio(s_tps, p_tps), '21.2f')}"
-              f" {fmt(ratio(s_tps, d_tps), '18.2f')} {fmt(ratio(s_cpu, p_cpu), '25.2f')}")
+    print(f"Policy: sluice (policy on) against sluice-off (policy off); target TPS ratio >= {POLICY_TPS_TARGET:.2f}")
+    print(f"{'workload':<11} {'mode':<9} {'clients':>7}  {'TPS on/off':>10} {'CPU/txn on/off':>15}"
+          f" {'policy CPU us/txn':>18}")
+    for config in configurations:
+        on_tps, on_cpu = get(config, "sluice")
+        off_tps, off_cpu = get(config, "sluice-off")
+        tps_ratio = ratio(on_tps, off_tps)
+        verdict = "" if tps_ratio is None else ("  ok" if tps_ratio >= POLICY_TPS_TARGET else "  BELOW TARGET")
+        print(f"{config[0]:<11} {config[1]:<9} {config[2]:>7}  {fmt(tps_ratio, '10.2f')}"
+              f" {fmt(ratio(on_cpu, off_cpu), '15.2f')} {fmt(difference(on_cpu, off_cpu), '18.1f')}{verdict}")
+
+    print()
+    print("Ratios for sluice with policy on (TPS: higher is better for sluice; CPU per transaction: lower is better)")
+    print(f"{'workload':<11} {'mode':<9} {'clients':>7}  {'TPS sluice/pgbouncer':>21} {'TPS sluice/direct':>18}"
+          f" {'TPS sluice-off/direct':>22} {'CPU/txn sluice/pgbouncer':>25}")
+    for config in configurations:
+        s_tps, s_cpu = get(config, "sluice")
+        o_tps, _ = get(config, "sluice-off")
+        p_tps, p_cpu = get(config, "pgbouncer")
+        d_tps, _ = get(config, "direct")
+        print(f"{config[0]:<11} {config[1]:<9} {config[2]:>7}  {fmt(ratio(s_tps, p_tps), '21.2f')}"
+              f" {fmt(ratio(s_tps, d_tps), '18.2f')} {fmt(ratio(o_tps, d_tps), '22.2f')}"
+              f" {fmt(ratio(s_cpu, p_cpu), '25.2f')}")
 
 
 if __name__ == "__main__":

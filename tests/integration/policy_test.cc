@@ -3,6 +3,7 @@
 // PostgreSQL, and that transactions, read-only groups, table scopes and the pinned
 // search_path behave as docs/configuration.md ("Policy") says.
 #include <gtest/gtest.h>
+#include <libpq/libpq-fs.h>
 
 #include <thread>
 
@@ -81,10 +82,13 @@ class PolicyGateway : public GatewayTest {
     SluicedOptions o;
     // The gate logs the rule behind each refusal at debug level; some tests read it.
     o.log_level = "debug";
+    // One shard: every session shares one decision cache (RefusalNamesItsOwnUser).
+    o.shards = 1;
     o.users = {
         {"alice", kAlicePassword, false, {"admins"}},
         {"agent", kAgentPassword, true, {"agents"}},
         {"reader", kReaderPassword, false, {"readers"}},
+        {"reader2", kReaderPassword, false, {"readers"}},
         {"scoped", kScopedPassword, false, {"scoped"}},
         {"outsider", kOutsiderPassword, false, {"elsewhere"}},
     };
@@ -118,7 +122,7 @@ class PolicyGateway : public GatewayTest {
   }
   // A fresh table (dropped first: the cluster lives as long as the test process).
   void fresh_table(const std::string& name, int rows = 0) {
-    direct_exec("DROP TABLE IF EXISTS " + name + " CASCADE; CREATE TABLE " + name + " (i int)" +
+    direct_exec("SET client_min_messages = warning; DROP TABLE IF EXISTS " + name + " CASCADE; CREATE TABLE " + name + " (i int)" +
                 (rows > 0 ? "; INSERT INTO " + name + " SELECT generate_series(1, " + std::to_string(rows) + ")" : ""));
   }
   std::string count(const std::string& table) { return direct_value("SELECT count(*) FROM " + table); }
@@ -196,6 +200,90 @@ TEST_F(PolicyGateway, BlockedQueryOnTheWireIsOneErrorThenReady) {
   ASSERT_FALSE(next.empty());
   EXPECT_EQ(next.back().type, 'Z');
   EXPECT_TRUE(table_exists("pol_wire"));
+}
+
+// Several Query messages in one write: each reply, refusal or result, comes back in
+// order and for the right statement.
+TEST_F(PolicyGateway, PipelinedQueriesGetTheirOwnReplies) {
+  fresh_table("pol_order", 2);
+  RawClient raw;
+  ASSERT_TRUE(login(raw, gw().port(), "agent", kAgentPassword, "app"));
+  ASSERT_TRUE(raw.send(wire::query("TRUNCATE pol_order") + wire::query("SELECT count(*) FROM pol_order") +
+                       wire::query("DROP TABLE pol_order") + wire::query("SELECT 'last'")));
+  const std::vector<Message> reply = raw.read_until_ready(4);
+  std::string rendered;
+  std::vector<std::string> summary;
+  for (const Message& m : reply) {
+    rendered += render(m) + "\n";
+    if (m.type == 'E') {
+      const std::string message = parse_fields(m.body)['M'];
+      summary.push_back(message.find("rule \"truncate\"") != std::string::npos       ? "E:truncate"
+                        : message.find("rule \"drop-objects\"") != std::string::npos ? "E:drop-objects"
+                                                                                     : "E:other");
+    } else if (m.type == 'D') {
+      summary.push_back("D:" + m.body.substr(6));
+    } else if (m.type == 'Z') {
+      summary.push_back("Z");
+    }
+  }
+  const std::vector<std::string> expected = {"E:truncate", "Z", "D:2", "Z", "E:drop-objects", "Z", "D:last", "Z"};
+  EXPECT_EQ(summary, expected) << rendered;
+
+  // A server error just before a refusal passes through unchanged.
+  ASSERT_TRUE(raw.send(wire::query("SELECT 1/0") + wire::query("TRUNCATE pol_order")));
+  const std::vector<Message> second = raw.read_until_ready(2);
+  std::vector<std::string> codes;
+  for (const Message& m : second)
+    if (m.type == 'E') codes.push_back(parse_fields(m.body)['C']);
+  EXPECT_EQ(codes, (std::vector<std::string>{"22012", "42501"}));
+  EXPECT_EQ(count("pol_order"), "2");
+}
+
+// A refused statement longer than one read buffer, and an allowed one after it.
+TEST_F(PolicyGateway, LongBlockedStatement) {
+  fresh_table("pol_long", 1);
+  Conn c = agent();
+  ASSERT_TRUE(c.ok());
+  const std::string padding(200000, 'x');
+  Result r(PQexec(c, ("/* " + padding + " */ DROP TABLE pol_long").c_str()));
+  EXPECT_TRUE(blocked(r.get(), "rule \"drop-objects\""));
+  Result ok(PQexec(c, ("SELECT length('" + padding + "')").c_str()));
+  ASSERT_TRUE(succeeded(ok.get()));
+  EXPECT_STREQ(PQgetvalue(ok.get(), 0, 0), "200000");
+  EXPECT_TRUE(table_exists("pol_long"));
+}
+
+// SQL that would be costly to parse is refused by sluice's limits, not policy rules;
+// the session goes on.
+TEST_F(PolicyGateway, StatementTooComplex) {
+  Conn c = agent();
+  ASSERT_TRUE(c.ok());
+  const std::string deep = "SELECT " + std::string(1500, '(') + "1" + std::string(1500, ')');
+  Result r(PQexec(c, deep.c_str()));
+  EXPECT_TRUE(failed_with(r.get(), "54001"));
+  EXPECT_EQ(field(r.get(), PG_DIAG_SEVERITY), "ERROR");
+  EXPECT_EQ(query_value(c, "SELECT 1"), "1");
+}
+
+// A FunctionCall (fastpath, as libpq's large-object functions use) names a function
+// by OID, which sluice cannot judge: refused below admin access.
+TEST_F(PolicyGateway, FastpathRefusedBelowAdmin) {
+  Conn c = agent();
+  ASSERT_TRUE(c.ok());
+  query(c, "BEGIN");
+  const Oid oid = lo_creat(c, INV_READ | INV_WRITE);
+  EXPECT_EQ(oid, InvalidOid);
+  EXPECT_NE(std::string(PQerrorMessage(c)).find(kBlockedPrefix), std::string::npos) << PQerrorMessage(c);
+  EXPECT_EQ(PQtransactionStatus(c), PQTRANS_INERROR);
+  query(c, "ROLLBACK");
+  EXPECT_EQ(query_value(c, "SELECT 1"), "1");
+
+  Conn admin = gateway_conn();
+  ASSERT_TRUE(admin.ok()) << admin.error();
+  query(admin, "BEGIN");
+  const Oid created = lo_creat(admin, INV_READ | INV_WRITE);
+  EXPECT_NE(created, InvalidOid) << PQerrorMessage(admin);
+  query(admin, "ROLLBACK");
 }
 
 // 2. A refused statement never reaches PostgreSQL; an allowed one does.
@@ -363,6 +451,45 @@ TEST_F(PolicyGateway, PipelineWithBlockedStatement) {
   EXPECT_EQ(query_value(c, "SELECT count(*) FROM pol_pipe"), "1");
 }
 
+// A pipeline segment that already failed in PostgreSQL skips the refused statement
+// (the server never answers for it); the next segment's refusal is still sluice's.
+TEST_F(PolicyGateway, PipelineRefusalAfterServerError) {
+  fresh_table("pol_pipe2", 1);
+  Conn c = agent();
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(PQenterPipelineMode(c), 1);
+  ASSERT_EQ(PQsendQueryParams(c, "SELECT 1/0", 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
+  ASSERT_EQ(PQsendQueryParams(c, "TRUNCATE pol_pipe2", 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
+  ASSERT_EQ(PQpipelineSync(c), 1);
+  ASSERT_EQ(PQsendQueryParams(c, "DROP TABLE pol_pipe2", 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
+  ASSERT_EQ(PQsendQueryParams(c, "SELECT count(*) FROM pol_pipe2", 0, nullptr, nullptr, nullptr, nullptr, 0), 1);
+  ASSERT_EQ(PQpipelineSync(c), 1);
+
+  Result division(PQgetResult(c));
+  EXPECT_TRUE(failed_with(division.get(), "22012"));
+  EXPECT_EQ(PQgetResult(c), nullptr);
+  Result skipped(PQgetResult(c));
+  ASSERT_NE(skipped.get(), nullptr);
+  EXPECT_EQ(PQresultStatus(skipped.get()), PGRES_PIPELINE_ABORTED) << describe_result(skipped.get());
+  EXPECT_EQ(PQgetResult(c), nullptr);
+  Result sync1(PQgetResult(c));
+  ASSERT_NE(sync1.get(), nullptr);
+  EXPECT_EQ(PQresultStatus(sync1.get()), PGRES_PIPELINE_SYNC);
+
+  Result drop(PQgetResult(c));
+  EXPECT_TRUE(blocked(drop.get(), "rule \"drop-objects\""));
+  EXPECT_EQ(PQgetResult(c), nullptr);
+  Result skipped2(PQgetResult(c));
+  ASSERT_NE(skipped2.get(), nullptr);
+  EXPECT_EQ(PQresultStatus(skipped2.get()), PGRES_PIPELINE_ABORTED) << describe_result(skipped2.get());
+  EXPECT_EQ(PQgetResult(c), nullptr);
+  Result sync2(PQgetResult(c));
+  ASSERT_NE(sync2.get(), nullptr);
+  EXPECT_EQ(PQresultStatus(sync2.get()), PGRES_PIPELINE_SYNC);
+  EXPECT_EQ(PQexitPipelineMode(c), 1) << PQerrorMessage(c);
+  EXPECT_EQ(query_value(c, "SELECT count(*) FROM pol_pipe2"), "1");
+}
+
 // 6. Syntax errors: sluice parses first and answers as PostgreSQL would.
 TEST_F(PolicyGateway, SyntaxErrorLikePostgres) {
   Conn c = agent();
@@ -452,6 +579,23 @@ TEST_F(PolicyGateway, ReadOnlyCannotBeLifted) {
   EXPECT_EQ(count("pol_ro_lift"), "0");
 }
 
+// A refusal that names the user names the one who sent the statement, also when
+// another user of the same groups sent it first (the decision cache is per shard).
+TEST_F(PolicyGateway, RefusalNamesItsOwnUser) {
+  Conn first = reader();
+  Conn second = connected("reader2", kReaderPassword);
+  ASSERT_TRUE(first.ok() && second.ok());
+  const char* sql = "SET default_transaction_read_only = off";
+  Result a(PQexec(first, sql));
+  Result b(PQexec(second, sql));
+  EXPECT_TRUE(blocked(a.get(), "read-only"));
+  EXPECT_TRUE(blocked(b.get(), "read-only"));
+  const std::string message_a = field(a.get(), PG_DIAG_MESSAGE_PRIMARY);
+  const std::string message_b = field(b.get(), PG_DIAG_MESSAGE_PRIMARY);
+  EXPECT_NE(message_a.find("\"reader\""), std::string::npos) << message_a;
+  EXPECT_NE(message_b.find("\"reader2\""), std::string::npos) << "reader2 is told about another user: " << message_b;
+}
+
 // 8. A user whose groups do not grant the target is refused at login.
 TEST_F(PolicyGateway, UserWithoutTargetRefusedAtLogin) {
   Conn c = gateway_conn("outsider", kOutsiderPassword);
@@ -469,7 +613,9 @@ TEST_F(PolicyGateway, UserWithoutTargetRefusedAtLogin) {
   // The target the group does grant works.
   Conn md5 = gateway_conn("outsider", kOutsiderPassword, "app_md5");
   EXPECT_TRUE(md5.ok()) << md5.error();
-  if (md5.ok()) EXPECT_EQ(query_value(md5, "SELECT current_user"), "md5_user");
+  if (md5.ok()) {
+    EXPECT_EQ(query_value(md5, "SELECT current_user"), "md5_user");
+  }
   EXPECT_TRUE(gateway_serves());
 }
 
@@ -523,12 +669,27 @@ TEST_F(PolicyGateway, ReadScopeDeny) {
            "SELECT (SELECT count(*) FROM secret_pol_scope)",
            "SELECT * FROM pol_scope_ok WHERE i IN (SELECT i FROM secret_pol_scope)",
            "WITH x AS (SELECT * FROM secret_pol_scope) SELECT * FROM x",
+           "TABLE secret_pol_scope",
+           "COPY secret_pol_scope TO STDOUT",
+           "COPY (SELECT i FROM secret_pol_scope) TO STDOUT",
+           "DECLARE pol_cur CURSOR WITH HOLD FOR SELECT * FROM secret_pol_scope",
+           "PREPARE pol_peek AS SELECT * FROM secret_pol_scope",
+           "CREATE VIEW pol_scope_view AS SELECT * FROM secret_pol_scope",
+           "CREATE TABLE pol_scope_copy AS SELECT * FROM secret_pol_scope",
+           "INSERT INTO pol_scope_ok SELECT i FROM secret_pol_scope",
        }) {
     SCOPED_TRACE(sql);
     Result r(PQexec(c, sql));
     EXPECT_TRUE(blocked(r.get(), "secret_pol_scope"));
   }
   EXPECT_TRUE(sluice_logged_rule("read-scope"));
+  // Through the extended protocol too.
+  Result ext(PQexecParams(c, "SELECT * FROM secret_pol_scope WHERE i = $1", 1, nullptr,
+                          std::vector<const char*>{"1"}.data(), nullptr, nullptr, 0));
+  EXPECT_TRUE(blocked(ext.get(), "secret_pol_scope"));
+  EXPECT_TRUE(table_exists("pol_scope_ok"));
+  EXPECT_FALSE(table_exists("pol_scope_view"));
+  EXPECT_FALSE(table_exists("pol_scope_copy"));
 
   EXPECT_EQ(query_value(c, "SELECT count(*) FROM pol_scope_ok"), "3");
   EXPECT_EQ(query_value(c, "SELECT count(*) FROM public.pol_scope_ok"), "3");

@@ -96,3 +96,73 @@ TEST(PolicyCorpus, CachedDecisionsMatchFreshOnes) {
 
 }  // namespace
 }  // namespace sluice::policy
+
+namespace sluice::policy {
+namespace {
+
+NamePattern pattern(const char* text) {
+  NamePattern p;
+  EXPECT_TRUE(parse_name_pattern(text, p)) << text;
+  return p;
+}
+
+TEST(PolicyRules, AnAllowRuleWithTablesMustCoverEveryTableItTouches) {
+  auto policy = std::make_shared<Policy>();
+  Group g;
+  g.name = "agents";
+  g.targets = {"*"};
+  g.access = AccessMode::read_write;
+  g.packs = {"agent-default"};
+  Rule scratch;
+  scratch.name = "scratch-truncate";
+  scratch.action = Action::allow;
+  scratch.commands = {"TRUNCATE TABLE"};
+  scratch.tables = {pattern("staging.*")};
+  g.rules.push_back(scratch);
+  policy->groups.push_back(g);
+  Engine engine(policy);
+  Subject subject = agent_subject();
+  EXPECT_TRUE(engine.judge(subject, "TRUNCATE staging.a").allowed());
+  const Decision& mixed = engine.judge(subject, "TRUNCATE staging.a, public.orders");
+  EXPECT_FALSE(mixed.allowed());
+  EXPECT_EQ(mixed.rule, "truncate");
+}
+
+TEST(PolicyRules, CachedRefusalsNameTheirOwnUser) {
+  auto policy = agent_policy(AccessMode::read_only);
+  Engine engine(policy);
+  Subject alice = agent_subject();
+  alice.user = "alice";
+  Subject bob = agent_subject();
+  bob.user = "bob";
+  const std::string to_alice = engine.judge(alice, "SET default_transaction_read_only = off").message;
+  const std::string to_bob = engine.judge(bob, "SET default_transaction_read_only = off").message;
+  EXPECT_NE(to_alice.find("\"alice\""), std::string::npos) << to_alice;
+  EXPECT_NE(to_bob.find("\"bob\""), std::string::npos) << to_bob;
+  EXPECT_EQ(to_bob.find("alice"), std::string::npos) << to_bob;
+}
+
+TEST(PolicyRules, ReviewIsAnsweredAsABlockThatSaysApprovalIsRequired) {
+  auto policy = std::make_shared<Policy>();
+  Group g;
+  g.name = "agents";
+  g.targets = {"*"};
+  g.access = AccessMode::read_write;
+  Rule review;
+  review.name = "payroll-writes";
+  review.action = Action::review;
+  review.tables = {pattern("payroll.*")};
+  review.table_access = Access::write;
+  g.rules.push_back(review);
+  policy->groups.push_back(g);
+  Engine engine(policy);
+  Subject subject = agent_subject();
+  const Decision& d = engine.judge(subject, "UPDATE payroll.salaries SET amount = 1 WHERE id = 2");
+  EXPECT_EQ(d.action, Action::review);
+  EXPECT_EQ(d.sqlstate, "42501");
+  EXPECT_NE(d.message.find("approval required"), std::string::npos) << d.message;
+  EXPECT_TRUE(engine.judge(subject, "SELECT * FROM payroll.salaries").allowed());
+}
+
+}  // namespace
+}  // namespace sluice::policy
