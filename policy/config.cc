@@ -14,15 +14,16 @@
 #include <utility>
 #include <vector>
 
+#include "core/config_values.h"
+
 namespace sluice::policy {
 namespace {
 
 using core::toml::Type;
 using core::toml::Value;
 
-constexpr int64_t kKiB = 1024;
-constexpr int64_t kMiB = 1024 * kKiB;
-constexpr int64_t kGiB = 1024 * kMiB;
+using core::did_you_mean;
+using core::quote;
 
 // PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes; group names follow the
 // same rule as the names users list in `groups`.
@@ -37,42 +38,6 @@ constexpr std::string_view kGroupKeys[] = {"targets",     "access",     "packs",
 constexpr std::string_view kRuleKeys[] = {"name",   "action",       "kinds",     "commands", "when",
                                           "tables", "table_access", "functions", "message",  "hint"};
 
-// 'text', made printable and cut to a readable length.
-std::string quote(std::string_view text) { return "'" + core::toml::printable(text) + "'"; }
-
-// The same typo finder as tools/config.cc (optimal string alignment distance, ASCII
-// case folded), so a suggestion reads the same in every section.
-size_t edit_distance(std::string_view a, std::string_view b) {
-  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1]))
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.size()][b.size()];
-}
-
-std::string did_you_mean(std::string_view word, std::span<const std::string_view> known) {
-  if (word.size() > 64) return "";  // not a typo of anything here; keeps the work bounded
-  std::optional<std::string_view> best;
-  size_t best_distance = 0;
-  for (std::string_view candidate : known) {
-    size_t distance = edit_distance(word, candidate);
-    size_t allowed = std::max(word.size(), candidate.size()) <= 4 ? 1 : 2;
-    if (distance <= allowed && (!best || distance < best_distance)) {
-      best = candidate;
-      best_distance = distance;
-    }
-  }
-  return best ? " (did you mean " + quote(*best) + "?)" : "";
-}
-
 // "a, b or c"
 std::string one_of(std::span<const std::string_view> words) {
   std::string out;
@@ -81,63 +46,6 @@ std::string one_of(std::span<const std::string_view> words) {
     out += words[i];
   }
   return out;
-}
-
-bool has_control_character(std::string_view text) {
-  return std::any_of(text.begin(), text.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u < 0x20 || u == 0x7f;
-  });
-}
-
-// 65536 -> "64KiB"; sizes that are not a whole number of a unit print in bytes.
-std::string format_size(int64_t bytes) {
-  if (bytes != 0 && bytes % kGiB == 0) return std::to_string(bytes / kGiB) + "GiB";
-  if (bytes != 0 && bytes % kMiB == 0) return std::to_string(bytes / kMiB) + "MiB";
-  if (bytes != 0 && bytes % kKiB == 0) return std::to_string(bytes / kKiB) + "KiB";
-  return std::to_string(bytes) + "B";
-}
-
-// Parses "1MiB", "64 KiB", "512B" as tools/config.cc does (same units, same messages).
-std::optional<int64_t> parse_size(std::string_view text, std::string& problem) {
-  size_t i = 0;
-  uint64_t number = 0;
-  bool too_large = false;
-  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-    if (number > (uint64_t{1} << 53)) too_large = true;  // far above every bound; stop growing
-    if (!too_large) number = number * 10 + static_cast<uint64_t>(text[i] - '0');
-    ++i;
-  }
-  if (i == 0) {
-    problem = "a size is an integer (bytes) or a string like \"64KiB\" (units: B, KiB, MiB, GiB)";
-    return std::nullopt;
-  }
-  if (i < text.size() && text[i] == ' ') ++i;
-  std::string_view unit = text.substr(i);
-  int64_t factor = unit == "B" ? 1 : unit == "KiB" ? kKiB : unit == "MiB" ? kMiB : unit == "GiB" ? kGiB : 0;
-  if (factor == 0) {
-    std::string lower;
-    for (char c : unit) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    if (unit.empty()) {
-      problem = "missing unit: write e.g. \"64KiB\" (units: B, KiB, MiB, GiB), or an integer for bytes";
-    } else if (unit[0] == '.' || unit[0] == ',') {
-      problem = "sizes take whole numbers: use a smaller unit";
-    } else if (lower == "k" || lower == "kb" || lower == "m" || lower == "mb" || lower == "g" || lower == "gb") {
-      problem = "unit " + quote(unit) + " is ambiguous: sizes use binary units, write " + std::to_string(number) +
-                std::string(1, static_cast<char>(lower[0] - 'a' + 'A')) + "iB";
-    } else if (lower == "kib" || lower == "mib" || lower == "gib" || lower == "b") {
-      problem = "units are case-sensitive: write " +
-                quote(std::string(1, static_cast<char>(lower[0] - 'a' + 'A')) + (lower.size() == 3 ? "iB" : ""));
-    } else {
-      problem = "unknown unit " + quote(unit) + ": use B, KiB, MiB or GiB";
-    }
-    return std::nullopt;
-  }
-  if (too_large || number > static_cast<uint64_t>(INT64_MAX / factor)) {
-    problem = "the size is far too large";
-    return std::nullopt;
-  }
-  return static_cast<int64_t>(number) * factor;
 }
 
 // A rule name: [a-z0-9-]+, short enough to read in an error message and an audit record.
@@ -168,7 +76,7 @@ std::string normalise_command(std::string_view text) {
 
 bool is_header_array(const Value& value) { return value.type == Type::array && value.defined_by_header; }
 
-class PolicyLoader {
+class PolicyLoader : private core::ValueChecker {
  public:
   LoadedPolicy load(const Value& root) {
     const Value* policy = section(root, "policy");
@@ -196,7 +104,7 @@ class PolicyLoader {
   }
 
  private:
-  void error(int line, std::string message) { problems_.push_back(ConfigProblem{line, std::move(message), true}); }
+  void error(int line, std::string message) override { problems_.push_back(ConfigProblem{line, std::move(message), true}); }
   void warning(int line, std::string message) { problems_.push_back(ConfigProblem{line, std::move(message), false}); }
 
   // root[key] when it is a [key] table; reports any other shape.
@@ -214,15 +122,6 @@ class PolicyLoader {
 
   // --- typed access --------------------------------------------------------------------
 
-  static std::string where(std::string_view key, const std::string& label) {
-    return "'" + std::string(key) + "' in " + label;
-  }
-
-  static std::string quote_key(std::string_view key) {
-    std::string shown = core::toml::format_key(key);
-    return shown.front() == '"' ? shown : "'" + shown + "'";
-  }
-
   // Reports every key of `table` that `known` does not list. `path` is the table's
   // header path ("groups.agents"), for naming unknown subtables.
   void check_keys(const Value& table, const std::string& label, const std::string& path,
@@ -235,28 +134,9 @@ class PolicyLoader {
         error(value.line, std::string("unknown table ") + (array ? "[[" : "[") + path + "." +
                               core::toml::format_key(key) + (array ? "]]" : "]") + hint);
       } else {
-        error(value.line, "unknown key " + quote_key(key) + " in " + label + hint);
+        error(value.line, "unknown key " + core::quote_key(key) + " in " + label + hint);
       }
     }
-  }
-
-  const Value* get(const Value& table, std::string_view key, Type type, const std::string& label) {
-    const Value* value = table.find(key);
-    if (value == nullptr) return nullptr;
-    if (value->type != type) {
-      error(value->line, where(key, label) + " must be " + core::toml::type_name(type) + ", not " +
-                             core::toml::type_name(value->type));
-      return nullptr;
-    }
-    return value;
-  }
-
-  const Value* require(const Value& table, std::string_view key, Type type, const std::string& label) {
-    if (table.find(key) == nullptr) {
-      error(table.line, "missing required key " + where(key, label));
-      return nullptr;
-    }
-    return get(table, key, type, label);
   }
 
   // The elements of an array of strings; empty when absent, nullopt when reported.
@@ -277,52 +157,6 @@ class PolicyLoader {
     return out;
   }
 
-  template <typename T>
-  bool integer(const Value& table, std::string_view key, int64_t low, int64_t high, const std::string& label, T& out) {
-    bool present = table.find(key) != nullptr;
-    const Value* value = get(table, key, Type::integer, label);
-    if (value == nullptr) return !present;
-    if (value->integer < low || value->integer > high) {
-      error(value->line, where(key, label) + " must be between " + std::to_string(low) + " and " +
-                             std::to_string(high) + ", not " + std::to_string(value->integer));
-      return false;
-    }
-    out = static_cast<T>(value->integer);
-    return true;
-  }
-
-  bool size(const Value& table, std::string_view key, int64_t low, int64_t high, const std::string& label,
-            uint32_t& out) {
-    const Value* value = table.find(key);
-    if (value == nullptr) return true;
-    int64_t bytes;
-    std::string shown;
-    if (value->type == Type::integer) {
-      bytes = value->integer;
-      shown = std::to_string(bytes);
-    } else if (value->type == Type::string) {
-      std::string problem;
-      auto parsed = parse_size(value->string, problem);
-      if (!parsed) {
-        error(value->line, where(key, label) + ": invalid size " + quote(value->string) + ": " + problem);
-        return false;
-      }
-      bytes = *parsed;
-      shown = core::toml::printable(value->string);
-    } else {
-      error(value->line, where(key, label) + " must be a size: an integer (bytes) or a string like \"64KiB\", not " +
-                             core::toml::type_name(value->type));
-      return false;
-    }
-    if (bytes < low || bytes > high) {
-      error(value->line, where(key, label) + " must be between " + format_size(low) + " and " + format_size(high) +
-                             ", not " + shown);
-      return false;
-    }
-    out = static_cast<uint32_t>(bytes);
-    return true;
-  }
-
   // Optional free text (a rule's message or hint): short, no control characters.
   void text(const Value& table, std::string_view key, const std::string& label, std::string& out) {
     const Value* value = get(table, key, Type::string, label);
@@ -330,7 +164,7 @@ class PolicyLoader {
     if (value->string.size() > kMaxTextBytes) {
       error(value->line, where(key, label) + " must be at most " + std::to_string(kMaxTextBytes) + " bytes, not " +
                              std::to_string(value->string.size()));
-    } else if (has_control_character(value->string)) {
+    } else if (core::has_control_character(value->string)) {
       error(value->line, where(key, label) + " must not contain control characters");
     } else {
       out = value->string;
@@ -369,7 +203,7 @@ class PolicyLoader {
                 "this is not for production (remove 'enabled = false' from [policy])");
     }
     SqlLimits& limits = policy_.limits;
-    size(table, "max_statement_bytes", kKiB, 64 * kMiB, label, limits.max_statement_bytes);
+    size(table, "max_statement_bytes", core::kKiB, 64 * core::kMiB, label, limits.max_statement_bytes);
     integer(table, "max_nesting", 16, 10'000, label, limits.max_nesting);
     integer(table, "max_operators", 100, 1'000'000, label, limits.max_operators);
     integer(table, "decision_cache_entries", 0, 1'000'000, label, policy_.decision_cache_entries);
@@ -399,7 +233,7 @@ class PolicyLoader {
       if (is_header_array(table)) {
         error(table.line, "write [" + path + "], not [[" + path + "]]: there is one section per group");
       } else if (std::find(std::begin(kGroupKeys), std::end(kGroupKeys), name) != std::end(kGroupKeys)) {
-        error(table.line, "key " + quote_key(name) +
+        error(table.line, "key " + core::quote_key(name) +
                               " belongs in a [groups.NAME] section: [groups] holds one table per group, "
                               "e.g. [groups.agents]");
       } else {
@@ -416,7 +250,7 @@ class PolicyLoader {
     if (name.empty() || name.size() > kMaxNameBytes) {
       error(table.line, "group name " + quote(name) + " must be 1 to " + std::to_string(kMaxNameBytes) +
                             " bytes long, not " + std::to_string(name.size()));
-    } else if (has_control_character(name)) {
+    } else if (core::has_control_character(name)) {
       error(table.line, "group name " + quote(name) + " must not contain control characters");
     }
     check_keys(table, label, path, kGroupKeys);

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config_values.h"
 #include "core/toml.h"
 #include "policy/config.h"
 #include "protocol/scram.h"
@@ -31,10 +32,16 @@ namespace {
 using core::toml::Type;
 using core::toml::Value;
 using std::chrono::milliseconds;
+using core::closest;
+using core::did_you_mean;
+using core::format_size;
+using core::has_control_character;
+using core::kGiB;
+using core::kKiB;
+using core::kMiB;
+using core::quote;
+using core::quote_key;
 
-constexpr int64_t kKiB = 1024;
-constexpr int64_t kMiB = 1024 * kKiB;
-constexpr int64_t kGiB = 1024 * kMiB;
 constexpr int64_t kSecond = 1000;
 constexpr int64_t kMinute = 60 * kSecond;
 constexpr int64_t kHour = 60 * kMinute;
@@ -46,10 +53,6 @@ constexpr size_t kMaxNameBytes = 63;
 constexpr size_t kMaxPasswordFileBytes = 64 * 1024;
 constexpr const char* kDefaultListen = "127.0.0.1:6432";
 
-// 'text', made printable and cut to a readable length. Never use it on a secret.
-std::string quote(std::string_view text, size_t max_bytes = 64) {
-  return "'" + core::toml::printable(text, max_bytes) + "'";
-}
 // Paths are shown whole (up to PATH_MAX): a cut path is no help.
 std::string quote_path(std::string_view path) { return quote(path, 4096); }
 
@@ -73,52 +76,6 @@ std::string read_at_most(int fd, size_t limit, std::string& out) {
   return problem;
 }
 
-// Optimal string alignment distance (Levenshtein plus transpositions), ASCII case folded.
-size_t edit_distance(std::string_view a, std::string_view b) {
-  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1]))
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  }
-  return d[a.size()][b.size()];
-}
-
-// The known word closest to `word`, if it is close enough to be a likely typo.
-std::optional<std::string_view> closest(std::string_view word, std::span<const std::string_view> known) {
-  if (word.size() > 64) return std::nullopt;  // not a typo of any key; keeps the work bounded
-  std::optional<std::string_view> best;
-  size_t best_distance = 0;
-  for (std::string_view candidate : known) {
-    size_t distance = edit_distance(word, candidate);
-    size_t allowed = std::max(word.size(), candidate.size()) <= 4 ? 1 : 2;
-    if (distance <= allowed && (!best || distance < best_distance)) {
-      best = candidate;
-      best_distance = distance;
-    }
-  }
-  return best;
-}
-
-std::string did_you_mean(std::string_view word, std::span<const std::string_view> known) {
-  auto match = closest(word, known);
-  return match ? " (did you mean '" + std::string(*match) + "'?)" : "";
-}
-
-// 65536 -> "64KiB"; sizes that are not a whole number of a unit print in bytes.
-std::string format_size(int64_t bytes) {
-  if (bytes != 0 && bytes % kGiB == 0) return std::to_string(bytes / kGiB) + "GiB";
-  if (bytes != 0 && bytes % kMiB == 0) return std::to_string(bytes / kMiB) + "MiB";
-  if (bytes != 0 && bytes % kKiB == 0) return std::to_string(bytes / kKiB) + "KiB";
-  return std::to_string(bytes) + "B";
-}
-
 std::string format_duration(int64_t ms) {
   if (ms == 0) return "0s";
   if (ms % kDay == 0) return std::to_string(ms / kDay) + "d";
@@ -128,42 +85,12 @@ std::string format_duration(int64_t ms) {
   return std::to_string(ms) + "ms";
 }
 
-// "<digits>[ ]<unit>": splits the text; false if it does not start with a digit.
-bool split_quantity(std::string_view text, uint64_t& number, std::string_view& unit, bool& too_large) {
-  size_t i = 0;
-  number = 0;
-  too_large = false;
-  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-    if (number > (uint64_t{1} << 53)) too_large = true;  // far above every bound; stop growing
-    if (!too_large) number = number * 10 + static_cast<uint64_t>(text[i] - '0');
-    ++i;
-  }
-  if (i == 0) return false;
-  if (i < text.size() && text[i] == ' ') ++i;
-  unit = text.substr(i);
-  return true;
-}
-
-// A unit suffix and what one of it is worth (in ms for durations, bytes for sizes).
-struct UnitFactor {
-  std::string_view unit;
-  int64_t factor;
-};
-
-// The factor of `unit` in `table` (case-sensitive), or 0 if it is not there.
-template <size_t N>
-int64_t unit_factor(const UnitFactor (&table)[N], std::string_view unit) {
-  for (const UnitFactor& u : table)
-    if (u.unit == unit) return u.factor;
-  return 0;
-}
-
 // Parses "10s", "250ms", "5m", "2h", "30d". On failure, `problem` says why.
 std::optional<int64_t> parse_duration(std::string_view text, std::string& problem) {
   uint64_t number;
   std::string_view unit;
   bool too_large;
-  if (!split_quantity(text, number, unit, too_large)) {
+  if (!core::split_quantity(text, number, unit, too_large)) {
     problem = "a duration is a whole number followed by a unit, e.g. \"10s\" (units: ms, s, m, h, d)";
     return std::nullopt;
   }
@@ -171,8 +98,8 @@ std::optional<int64_t> parse_duration(std::string_view text, std::string& proble
     problem = "durations take whole numbers: use a smaller unit (e.g. \"1500ms\" for 1.5s)";
     return std::nullopt;
   }
-  static constexpr UnitFactor kDurationUnits[] = {{"ms", 1}, {"s", kSecond}, {"m", kMinute}, {"h", kHour}, {"d", kDay}};
-  const int64_t factor = unit_factor(kDurationUnits, unit);
+  static constexpr core::UnitFactor kDurationUnits[] = {{"ms", 1}, {"s", kSecond}, {"m", kMinute}, {"h", kHour}, {"d", kDay}};
+  const int64_t factor = core::unit_factor(kDurationUnits, unit);
   if (factor == 0) {
     problem = unit.empty() ? "missing unit: write e.g. \"10s\" (units: ms, s, m, h, d)"
                            : "unknown unit " + quote(unit) + ": use ms, s, m, h or d";
@@ -183,49 +110,6 @@ std::optional<int64_t> parse_duration(std::string_view text, std::string& proble
     return std::nullopt;
   }
   return static_cast<int64_t>(number) * factor;
-}
-
-// Parses "64MiB", "16 KiB", "512B". On failure, `problem` says why.
-std::optional<int64_t> parse_size(std::string_view text, std::string& problem) {
-  uint64_t number;
-  std::string_view unit;
-  bool too_large;
-  if (!split_quantity(text, number, unit, too_large)) {
-    problem = "a size is an integer (bytes) or a string like \"64KiB\" (units: B, KiB, MiB, GiB)";
-    return std::nullopt;
-  }
-  static constexpr UnitFactor kSizeUnits[] = {{"B", 1}, {"KiB", kKiB}, {"MiB", kMiB}, {"GiB", kGiB}};
-  const int64_t factor = unit_factor(kSizeUnits, unit);
-  if (factor == 0) {
-    std::string lower;
-    for (char c : unit) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    if (unit.empty()) {
-      problem = "missing unit: write e.g. \"64KiB\" (units: B, KiB, MiB, GiB), or an integer for bytes";
-    } else if (unit[0] == '.' || unit[0] == ',') {
-      problem = "sizes take whole numbers: use a smaller unit";
-    } else if (lower == "k" || lower == "kb" || lower == "m" || lower == "mb" || lower == "g" || lower == "gb") {
-      problem = "unit " + quote(unit) + " is ambiguous: sizes use binary units, write " + std::to_string(number) +
-                std::string(1, static_cast<char>(lower[0] - 'a' + 'A')) + "iB";
-    } else if (lower == "kib" || lower == "mib" || lower == "gib" || lower == "b") {
-      problem = "units are case-sensitive: write " +
-                quote(std::string(1, static_cast<char>(lower[0] - 'a' + 'A')) + (lower.size() == 3 ? "iB" : ""));
-    } else {
-      problem = "unknown unit " + quote(unit) + ": use B, KiB, MiB or GiB";
-    }
-    return std::nullopt;
-  }
-  if (too_large || number > static_cast<uint64_t>(INT64_MAX / factor)) {
-    problem = "the size is far too large";
-    return std::nullopt;
-  }
-  return static_cast<int64_t>(number) * factor;
-}
-
-bool has_control_character(std::string_view text) {
-  return std::any_of(text.begin(), text.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u < 0x20 || u == 0x7f;
-  });
 }
 
 // 1..65535, digits only.
@@ -326,7 +210,7 @@ bool is_known(std::string_view key, std::span<const std::string_view> known) {
   return std::find(known.begin(), known.end(), key) != known.end();
 }
 
-class Loader {
+class Loader : private core::ValueChecker {
  public:
   Loader(std::string file, std::string base_dir) : file_(std::move(file)), base_dir_(std::move(base_dir)) {}
 
@@ -346,7 +230,7 @@ class Loader {
   }
 
  private:
-  void error(int line, std::string message) { add(line, std::move(message), true); }
+  void error(int line, std::string message) override { add(line, std::move(message), true); }
   void warning(int line, std::string message) { add(line, std::move(message), false); }
   void add(int line, std::string message, bool is_error) {
     result_.diagnostics.push_back(ConfigDiagnostic{file_, line, std::move(message), is_error});
@@ -420,11 +304,6 @@ class Loader {
     error(value.line, "unknown key " + quote_key(key) + " at the top level" + hint);
   }
 
-  static std::string quote_key(std::string_view key) {
-    std::string shown = core::toml::format_key(key);
-    return shown.front() == '"' ? shown : "'" + shown + "'";
-  }
-
   // Reports every key of `table` that `known` does not list.
   void check_keys(const Value& table, const Section& section, std::span<const std::string_view> known) {
     for (const auto& [key, value] : table.entries) {
@@ -442,76 +321,23 @@ class Loader {
 
   // --- typed access ----------------------------------------------------------------------
 
-  // The value of `key` when present with the expected type; reports any other type.
+  // core::ValueChecker's typed access, labelled by a Section.
+  static std::string where(std::string_view key, const Section& section) {
+    return ValueChecker::where(key, section.label);
+  }
   const Value* get(const Value& table, std::string_view key, Type type, const Section& section) {
-    const Value* value = table.find(key);
-    if (value == nullptr) return nullptr;
-    if (value->type != type) {
-      error(value->line, where(key, section) + " must be " + core::toml::type_name(type) + ", not " +
-                             core::toml::type_name(value->type));
-      return nullptr;
-    }
-    return value;
+    return ValueChecker::get(table, key, type, section.label);
   }
-
   const Value* require(const Value& table, std::string_view key, Type type, const Section& section) {
-    if (table.find(key) == nullptr) {
-      error(table.line, "missing required key " + where(key, section));
-      return nullptr;
-    }
-    return get(table, key, type, section);
+    return ValueChecker::require(table, key, type, section.label);
   }
-
-  std::string where(std::string_view key, const Section& section) const {
-    return "'" + std::string(key) + "' in " + std::string(section.label);
-  }
-
-  // Integer in [low, high]; `out` is kept when absent or wrong. False when reported.
   template <typename T>
   bool integer(const Value& table, std::string_view key, int64_t low, int64_t high, const Section& section, T& out) {
-    bool present = table.find(key) != nullptr;
-    const Value* value = get(table, key, Type::integer, section);
-    if (value == nullptr) return !present;
-    if (value->integer < low || value->integer > high) {
-      error(value->line, where(key, section) + " must be between " + std::to_string(low) + " and " +
-                             std::to_string(high) + ", not " + std::to_string(value->integer));
-      return false;
-    }
-    out = static_cast<T>(value->integer);
-    return true;
+    return ValueChecker::integer(table, key, low, high, section.label, out);
   }
-
-  // Size in [low, high] bytes: an integer or a string with a binary unit.
   bool size(const Value& table, std::string_view key, int64_t low, int64_t high, const Section& section,
             uint32_t& out) {
-    const Value* value = table.find(key);
-    if (value == nullptr) return true;
-    int64_t bytes;
-    std::string shown;
-    if (value->type == Type::integer) {
-      bytes = value->integer;
-      shown = std::to_string(bytes);
-    } else if (value->type == Type::string) {
-      std::string problem;
-      auto parsed = parse_size(value->string, problem);
-      if (!parsed) {
-        error(value->line, where(key, section) + ": invalid size " + quote(value->string) + ": " + problem);
-        return false;
-      }
-      bytes = *parsed;
-      shown = core::toml::printable(value->string);
-    } else {
-      error(value->line, where(key, section) + " must be a size: an integer (bytes) or a string like \"64KiB\", not " +
-                             core::toml::type_name(value->type));
-      return false;
-    }
-    if (bytes < low || bytes > high) {
-      error(value->line, where(key, section) + " must be between " + format_size(low) + " and " + format_size(high) +
-                             ", not " + shown);
-      return false;
-    }
-    out = static_cast<uint32_t>(bytes);
-    return true;
+    return ValueChecker::size(table, key, low, high, section.label, out);
   }
 
   // Duration in [low, high]; allow_off also accepts "0s" (feature off).
