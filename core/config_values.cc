@@ -152,8 +152,8 @@ bool ValueChecker::integer_value(const toml::Value& table, std::string_view key,
   return true;
 }
 
-bool ValueChecker::size(const toml::Value& table, std::string_view key, int64_t low, int64_t high,
-                        std::string_view label, uint32_t& out) {
+bool ValueChecker::size_value(const toml::Value& table, std::string_view key, int64_t low, int64_t high,
+                              std::string_view label, std::optional<int64_t>& out) {
   const toml::Value* value = table.find(key);
   if (value == nullptr) return true;
   int64_t bytes;
@@ -180,7 +180,7 @@ bool ValueChecker::size(const toml::Value& table, std::string_view key, int64_t 
                            ", not " + shown);
     return false;
   }
-  out = static_cast<uint32_t>(bytes);
+  out = bytes;
   return true;
 }
 

@@ -90,10 +90,18 @@ class ValueChecker {
 
   // Size in [low, high] bytes: an integer or a string with a binary unit. `out` is
   // kept when absent or wrong. False when reported.
+  template <typename T>
   bool size(const toml::Value& table, std::string_view key, int64_t low, int64_t high, std::string_view label,
-            uint32_t& out);
+            T& out) {
+    std::optional<int64_t> value;
+    if (!size_value(table, key, low, high, label, value)) return false;
+    if (value) out = static_cast<T>(*value);
+    return true;
+  }
 
  private:
+  bool size_value(const toml::Value& table, std::string_view key, int64_t low, int64_t high, std::string_view label,
+                  std::optional<int64_t>& out);
   bool integer_value(const toml::Value& table, std::string_view key, int64_t low, int64_t high,
                      std::string_view label, std::optional<int64_t>& out);
 };

@@ -5,13 +5,15 @@
 // completeness is why policy reads the JSON form rather than the raw C structs.
 //
 // A ParseTree is reused for every statement a shard judges: parse() keeps its buffers,
-// so steady-state parsing allocates nothing on the C++ side.
+// so steady-state parsing allocates nothing on the C++ side. The JSON itself is read
+// by core::JsonDocument; this file adds libpg_query and its node conventions.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
+
+#include "core/json.h"
 
 namespace sluice::policy {
 
@@ -22,44 +24,27 @@ struct SqlSyntaxError {
 
 class ParseTree {
  public:
-  enum class Type : uint8_t { object, array, string, number, boolean, null };
-  static constexpr uint32_t kNone = UINT32_MAX;
+  using Type = core::JsonDocument::Type;
+  static constexpr uint32_t kNone = core::JsonDocument::kNone;
 
   // Deepest JSON nesting accepted. sql_guard bounds SQL nesting and operators well
   // below what would produce this; reaching it means "cannot judge".
   static constexpr uint32_t kMaxDepth = 100'000;
 
-  // A position in the document. Cheap to copy; valid while the tree is unchanged.
-  class Node {
+  // A position in the document: core::JsonDocument's node, plus the libpg_query
+  // node-wrapper accessors. Navigation returns ParseTree nodes so they chain.
+  class Node : public core::JsonDocument::Node {
    public:
     Node() = default;
-    Node(const ParseTree* tree, uint32_t index) : tree_(tree), index_(index) {}
-    bool valid() const { return tree_ != nullptr && index_ != kNone; }
-    explicit operator bool() const { return valid(); }
-    Type type() const;
-    bool is_object() const { return valid() && type() == Type::object; }
-    bool is_array() const { return valid() && type() == Type::array; }
-    // The member key of this node inside its parent object ("" in arrays).
-    std::string_view key() const;
-    // Object member by key (linear: libpg_query nodes have a handful of fields).
-    Node operator[](std::string_view key) const;
-    // First child (object member or array element) and next sibling.
-    Node first() const;
-    Node next() const;
-    // Scalars. string: decoded text; number: the digits as printed; boolean.
-    std::string_view text() const;
-    bool boolean() const;
-    int64_t integer() const;  // number parsed as an integer (0 if not one)
-    uint32_t index() const { return index_; }
+    Node(core::JsonDocument::Node node) : core::JsonDocument::Node(node) {}  // NOLINT: implicit on purpose
+    Node operator[](std::string_view key) const { return core::JsonDocument::Node::operator[](key); }
+    Node first() const { return core::JsonDocument::Node::first(); }
+    Node next() const { return core::JsonDocument::Node::next(); }
 
     // libpg_query wraps each node as {"SelectStmt": {...}}: for such a one-member
     // object, its type name and its body; otherwise "" and an invalid node.
     std::string_view node_type() const;
     Node node_body() const;
-
-   private:
-    const ParseTree* tree_ = nullptr;
-    uint32_t index_ = kNone;
   };
 
   // Parses `sql` (PostgreSQL 15 grammar). `sql` must be NUL-free; it is copied to
@@ -68,29 +53,15 @@ class ParseTree {
   bool parse(std::string_view sql, SqlSyntaxError& error);
 
   // The document root: {"version":..., "stmts":[{"stmt":{...}, "stmt_location":N}, ...]}.
-  Node root() const { return Node(this, nodes_.empty() ? kNone : 0); }
-  size_t node_count() const { return nodes_.size(); }
+  Node root() const { return json_.root(); }
+  size_t node_count() const { return json_.node_count(); }
 
-  // Builds the document from JSON text (exposed for tests and the fuzzer). Strings are
-  // decoded in place in the tree's own copy of the text.
-  bool load_json(std::string_view json);
+  // Builds the document from JSON text (exposed for tests and the fuzzer).
+  bool load_json(std::string_view json) { return json_.load_json(json); }
 
  private:
-  struct Entry {
-    Type type;
-    bool boolean = false;
-    uint32_t key_offset = 0, key_length = 0;    // into text_
-    uint32_t text_offset = 0, text_length = 0;  // string/number value, into text_
-    uint32_t first_child = kNone;
-    uint32_t next_sibling = kNone;
-  };
-  bool build();
-
-  std::string text_;  // our copy of the JSON; strings are unescaped in place
-  std::string sql_;   // NUL-terminated copy of the SQL for libpg_query
-  std::vector<Entry> nodes_;
-  std::vector<uint32_t> stack_;  // open containers while building
-  std::vector<uint32_t> last_child_;
+  core::JsonDocument json_{kMaxDepth};
+  std::string sql_;  // NUL-terminated copy of the SQL for libpg_query
 };
 
 }  // namespace sluice::policy
