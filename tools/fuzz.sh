@@ -16,15 +16,17 @@ declare -A sources=(
   [session]="protocol/session_fuzz.cc protocol/session.cc protocol/wire.cc protocol/scram.cc core/out_queue.cc core/timer_wheel.cc core/log.cc"
   [scram]="protocol/scram_fuzz.cc protocol/scram.cc"
   [toml]="core/toml_fuzz.cc core/toml.cc"
+  [json]="core/json_fuzz.cc core/json.cc"
+  [audit_listing]="audit/listing_fuzz.cc audit/listing.cc audit/replay.cc audit/display.cc audit/record.cc core/json.cc"
   [sql_guard]="policy/sql_guard_fuzz.cc policy/sql_guard.cc"
-  [policy]="policy/policy_fuzz.cc policy/engine.cc policy/classify.cc policy/statement.cc policy/policy.cc policy/parse_tree.cc policy/sql_guard.cc"
+  [policy]="policy/policy_fuzz.cc policy/engine.cc policy/classify.cc policy/statement.cc policy/policy.cc policy/parse_tree.cc policy/sql_guard.cc core/json.cc"
 )
 # Libraries per target (all get -lcrypto).
 declare -A libraries=(
   [policy]="-l:libpg_query.a -lprotobuf-c"
 )
 failed=0
-targets="${FUZZ_TARGETS:-session scram toml sql_guard policy}"
+targets="${FUZZ_TARGETS:-session scram toml json sql_guard policy audit_listing}"
 for target in $targets; do
   echo "== fuzz: building $target"
   # shellcheck disable=SC2086
