@@ -27,6 +27,7 @@ enum class OpKind : uint8_t {
   cancel,        // async cancel of another op; result ignored
   tick,          // the periodic timeout driving the timer wheel
   wake,          // read of the shard's eventfd (shutdown, reload)
+  audit_wake,    // read of the shard's audit eventfd (the audit writer made progress)
   msg_sent,      // our MSG_RING to another shard completed
   cross_shard,   // a message from another shard (posted by MSG_RING)
   cancel_connect,  // connect of a CancelRequest forwarder (slot = forwarder index)

@@ -18,8 +18,9 @@ class SessionGate : public protocol::StatementGate {
   SessionGate(Engine& engine, Subject subject, AccessMode mode, std::vector<std::string> configured_path)
       : engine_(engine), subject_(std::move(subject)), mode_(mode), configured_path_(std::move(configured_path)) {}
 
-  bool judge(std::string_view sql, protocol::ErrorInfo& refusal) override {
+  bool judge(std::string_view sql, protocol::ErrorInfo& refusal, protocol::Verdict& verdict) override {
     const Decision& d = engine_.judge(subject_, sql);
+    verdict = {engine_.policy().enabled ? action_name(d.action) : "unjudged", d.rule, d.group};
     if (d.allowed()) return true;
     refusal.severity = "ERROR";
     refusal.sqlstate = d.sqlstate;
@@ -31,8 +32,13 @@ class SessionGate : public protocol::StatementGate {
     return false;
   }
 
-  bool allow_function_call(protocol::ErrorInfo& refusal) override {
-    if (!engine_.policy().enabled || mode_ == AccessMode::admin) return true;
+  bool allow_function_call(protocol::ErrorInfo& refusal, protocol::Verdict& verdict) override {
+    if (!engine_.policy().enabled) return true;
+    if (mode_ == AccessMode::admin) {
+      verdict = {"allow", "fastpath-admin", ""};
+      return true;
+    }
+    verdict = {"block", "fastpath", ""};
     refusal.severity = "ERROR";
     refusal.sqlstate = "42501";
     refusal.message =

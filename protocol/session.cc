@@ -57,6 +57,24 @@ bool awaits_ready_for_query(uint8_t type) { return type == 'Q' || type == 'S' ||
 // Messages that carry SQL (or call a function) and so pass the statement gate.
 bool is_statement_message(uint8_t type) { return type == 'Q' || type == 'P' || type == 'F'; }
 
+// Messages the audit trail reads: those that run a statement, and the extended
+// protocol's bookkeeping (prepared statements, portals, Sync).
+bool is_audited_message(uint8_t type) {
+  return type == 'Q' || type == 'P' || type == 'B' || type == 'E' || type == 'F' || type == 'C' || type == 'S';
+}
+
+// Messages that make PostgreSQL run something: refused while the trail cannot be written.
+bool runs_statement(uint8_t type) { return type == 'Q' || type == 'E' || type == 'F'; }
+
+ErrorInfo audit_unavailable() {
+  ErrorInfo e;
+  e.sqlstate = "53100";
+  e.message = "statement refused: sluice cannot write its audit trail, and runs no statement it cannot record";
+  e.hint = "the audit directory is full or not writable; the gateway's log names the error. Statements are accepted "
+           "again as soon as it can be written; this session stays open";
+  return e;
+}
+
 // A captured message body with its header again, to queue or hold whole.
 std::vector<uint8_t> reframe(uint8_t type, std::span<const uint8_t> body) {
   return MessageBuilder(static_cast<char>(type)).bytes(body).finish();
@@ -106,6 +124,7 @@ Session::Session(const Settings& settings, SessionHost& host, const scram::Key& 
       to_backend_(host.buffer_pool(), settings.gateway.send_queue_bytes) {
   deadline_.on_expire = [this] { on_deadline(); };
   arm_deadline(settings_.gateway.handshake_timeout);
+  audit_log_ = host.audit_log();
 }
 
 Session::~Session() {
@@ -123,17 +142,30 @@ void Session::on_client_data(core::Chunk chunk) {
     if (state_ == State::awaiting_startup || state_ == State::closing || chunk.size == 0) return;
   }
   if (state_ == State::ready && deadline_.armed()) host_.timers().disarm(deadline_);  // no longer idle
+  if (audit_) audit_->add_client_bytes(chunk.size);
   ClientSink sink{*this};
   client_reader_.feed(chunk, sink);
   if (state_ == State::closing) return;
   client_reader_.trim();
   if (client_terminated_) {
+    if (audit_holding()) {  // the held statements still go first
+      end_reason_ = "client terminated";
+      terminate_after_release_ = true;
+      pause_client_for_audit(true);
+      wait_for_audit();
+      return;
+    }
+    end_reason_ = "client terminated";
     host_.flush(Side::backend);
     close_quietly();
     return;
   }
   if (!to_backend_.empty()) host_.flush(Side::backend);
   apply_backpressure();
+  if (audit_log_ != nullptr && (audit_holding() || audit_log_->congested())) {
+    if (audit_held_.size() > settings_.gateway.send_queue_bytes || audit_log_->congested()) pause_client_for_audit(true);
+    wait_for_audit();
+  }
 }
 
 void Session::handle_startup_bytes(core::Chunk& chunk) {
@@ -277,7 +309,7 @@ Disposition Session::client_header(uint8_t type, uint32_t body_length) {
         return Disposition::violation;
       }
       if (state_ == State::connecting) return Disposition::capture;  // held until the backend is ready
-      if (type == 'X') return Disposition::forward_and_peek;
+      if (type == 'X') return audit_holding() ? Disposition::capture : Disposition::forward_and_peek;
       if (gate_ && is_statement_message(type)) {
         // Judged whole in client_message, so held in memory: bounded by the gate.
         if (body_length > gate_->max_statement_message_bytes()) {
@@ -290,6 +322,8 @@ Disposition Session::client_header(uint8_t type, uint32_t body_length) {
         }
         return Disposition::capture;
       }
+      // The audit trail reads these; and while messages are held, everything queues behind them.
+      if (audit_ && (is_audited_message(type) || audit_holding())) return Disposition::capture;
       if (awaits_ready_for_query(type)) {
         ++in_flight_;
         ++requests_sent_;
@@ -325,34 +359,51 @@ bool Session::client_message(uint8_t type, std::span<const uint8_t> body) {
   if (state_ == State::authenticating) return handle_client_auth_message(type, body);
   if (type == 'X') {
     client_terminated_ = true;
+    if (audit_holding()) audit_held_.insert(audit_held_.end(), {'X', 0, 0, 0, 4});  // after the held statements
     return false;
   }
-  if (state_ == State::connecting || state_ == State::ready) {
-    // A message captured while logging in to the target (completed before or after
-    // the switch to ready): keep it in order behind the login.
-    if (awaits_ready_for_query(type)) {
-      ++in_flight_;
-      ++requests_sent_;
-    }
-    std::vector<uint8_t> message;
-    if (gate_ && is_statement_message(type)) {
-      if (!judge_statement_message(type, body, message)) return false;
-    } else {
-      message = reframe(type, body);
-    }
-    if (state_ == State::ready) {
-      to_backend_.push_copy(message);
-      return true;
-    }
+  if (state_ != State::connecting && state_ != State::ready) return false;
+  // A message captured while logging in to the target (completed before or after the
+  // switch to ready) is kept in order behind the login.
+  if (awaits_ready_for_query(type)) {
+    ++in_flight_;
+    ++requests_sent_;
+  }
+  ErrorInfo refusal;
+  Verdict verdict;
+  Judged judged = Judged::allowed;
+  if (gate_ && is_statement_message(type)) {
+    judged = judge_statement_message(type, body, refusal, verdict);
+    if (judged == Judged::malformed) return false;
+  }
+  // The record of a statement refused for want of an audit trail waits in the writer
+  // for the disk like any other, but its refusal need not: nothing of it runs.
+  const bool refused_for_audit =
+      judged == Judged::allowed && audit_log_ != nullptr && runs_statement(type) && audit_log_->failing();
+  if (refused_for_audit) {
+    judged = Judged::refused;
+    refusal = audit_unavailable();
+  }
+  const uint64_t ticket = audit_ ? audit_->on_client_message(type, body, verdict) : 0;
+  queue_for_backend(judged == Judged::allowed ? reframe(type, body) : substitute_for_refused(type, body, std::move(refusal)),
+                    refused_for_audit ? 0 : ticket);
+  return state_ != State::closing;
+}
+
+void Session::queue_for_backend(std::vector<uint8_t> message, uint64_t ticket) {
+  if (ticket != 0 && audit_log_->strict() && !audit_log_->durable(ticket)) audit_hold_ticket_ = ticket;
+  if (state_ == State::connecting) {
     if (held_client_bytes_.size() + message.size() > kMaxHeldClientBytes) {
       ++counters_.protocol_violations;
       fail(fatal("08P01", "too much data sent before the session was ready"));
-      return false;
+      return;
     }
     held_client_bytes_.insert(held_client_bytes_.end(), message.begin(), message.end());
-    return true;
+  } else if (audit_holding()) {
+    audit_held_.insert(audit_held_.end(), message.begin(), message.end());
+  } else {
+    to_backend_.push_copy(message);
   }
-  return false;
 }
 
 bool Session::handle_client_auth_message(uint8_t type, std::span<const uint8_t> body) {
@@ -394,6 +445,9 @@ bool Session::handle_client_auth_message(uint8_t type, std::span<const uint8_t> 
     ++counters_.auth_failures;
     LOG_WARN("%s: authentication failed for user \"%s\"%s", peer_.c_str(), user_.c_str(),
              gateway_user_ ? "" : " (no such gateway user)");
+    if (audit_log_)
+      SessionAudit::auth_failed(*audit_log_, peer_, user_, database_,
+                                gateway_user_ ? "wrong password" : "no such gateway user");
     fail(fatal("28P01", "password authentication failed for user \"" + user_ + "\""));
   } else {
     ++counters_.protocol_violations;
@@ -406,6 +460,7 @@ void Session::client_authenticated() {
   scram_server_.reset();
   target_ = settings_.find_target(database_);
   if (target_ == nullptr) {
+    if (audit_log_) SessionAudit::auth_failed(*audit_log_, peer_, user_, database_, "no such target");
     fail(fatal("3D000", "database \"" + database_ + "\" does not exist",
                "sluice has no target of that name; connect with dbname set to one of the gateway's targets"));
     return;
@@ -417,9 +472,15 @@ void Session::client_authenticated() {
     if (!gate_) {
       LOG_WARN("%s: user \"%s\" refused on target \"%s\": %s", peer_.c_str(), user_.c_str(), target_->name.c_str(),
                refusal.message.c_str());
+      if (audit_log_) SessionAudit::auth_failed(*audit_log_, peer_, user_, database_, refusal.message);
       fail(refusal);
       return;
     }
+  }
+  if (audit_log_) {
+    static const std::vector<std::string> kNoGroups;
+    audit_ = std::make_unique<SessionAudit>(*audit_log_, peer_);
+    audit_->session_started(user_, gateway_user_ ? gateway_user_->groups : kNoGroups, target_->name);
   }
   LOG_DEBUG("%s: user \"%s\" authenticated; connecting to target \"%s\"", peer_.c_str(), user_.c_str(),
             target_->name.c_str());
@@ -492,8 +553,10 @@ Disposition Session::backend_header(uint8_t type, uint32_t body_length) {
   }
   last_backend_message_fatal_ = false;
   capturing_backend_error_ = type == 'E' && !refusals_.empty();
-  if (capturing_backend_error_) return Disposition::capture;
+  if (capturing_backend_error_) return Disposition::capture;  // counted as relayed: relay_backend_error
+  if (audit_) audit_->on_server_header(type, body_length);
   if (type == 'Z' || type == 'E') return Disposition::forward_and_peek;
+  if (audit_ && (type == 'C' || type == 'I' || type == 's')) return Disposition::forward_and_peek;
   return Disposition::forward;
 }
 
@@ -505,6 +568,7 @@ bool Session::backend_message(uint8_t type, std::span<const uint8_t> body) {
     if (in_flight_ > 0) --in_flight_;
     ++readies_seen_;
     if (!refusals_.empty()) forget_finished_refusals();
+    if (audit_) audit_->on_ready_for_query();
     if (idle()) {
       if (shutting_down_) {
         maybe_close_for_shutdown();
@@ -519,6 +583,9 @@ bool Session::backend_message(uint8_t type, std::span<const uint8_t> body) {
     } else {
       note_backend_error(body);
     }
+  } else if (audit_) {
+    if (type == 'C') audit_->on_command_complete(body);
+    if (type == 'I' || type == 's') audit_->on_execute_ended();
   }
   return true;
 }
@@ -529,6 +596,7 @@ void Session::note_backend_error(std::span<const uint8_t> body) {
     std::string_view severity = error_field(fields, 'V');
     if (severity.empty()) severity = error_field(fields, 'S');
     last_backend_message_fatal_ = severity == "FATAL" || severity == "PANIC";
+    if (audit_) audit_->on_error(error_field(fields, 'C'));
   }
 }
 
@@ -536,29 +604,29 @@ void Session::note_backend_error(std::span<const uint8_t> body) {
 // Statement policy
 // ---------------------------------------------------------------------------
 
-bool Session::judge_statement_message(uint8_t type, std::span<const uint8_t> body, std::vector<uint8_t>& forward) {
-  ErrorInfo refusal;
+Session::Judged Session::judge_statement_message(uint8_t type, std::span<const uint8_t> body, ErrorInfo& refusal,
+                                                 Verdict& verdict) {
   bool allowed = false;
-  std::string_view statement_name;
   if (type == 'F') {
-    allowed = gate_->allow_function_call(refusal);
+    allowed = gate_->allow_function_call(refusal, verdict);
   } else {
     BodyReader reader(body);
-    std::string_view sql;
+    std::string_view statement_name, sql;
     const bool well_formed = type == 'Q' ? reader.cstring(sql) && reader.at_end()
                                          : reader.cstring(statement_name) && reader.cstring(sql);
     if (!well_formed) {
       ++counters_.protocol_violations;
       fail(fatal("08P01", std::string("invalid ") + frontend_message_name(type) + " message format"));
-      return false;
+      return Judged::malformed;
     }
-    allowed = gate_->judge(sql, refusal);
+    allowed = gate_->judge(sql, refusal, verdict);
   }
-  if (allowed) {
-    forward = reframe(type, body);
-    return true;
-  }
+  if (allowed) return Judged::allowed;
   ++counters_.statements_blocked;
+  return Judged::refused;
+}
+
+std::vector<uint8_t> Session::substitute_for_refused(uint8_t type, std::span<const uint8_t> body, ErrorInfo refusal) {
   if (refusal_marker_.empty()) {
     uint8_t nonce[6];
     if (RAND_bytes(nonce, sizeof nonce) != 1) std::memset(nonce, 0, sizeof nonce);
@@ -572,16 +640,25 @@ bool Session::judge_statement_message(uint8_t type, std::span<const uint8_t> bod
   }
   const uint32_t ref = next_refusal_ref_++;
   // A Query or FunctionCall earns its own ReadyForQuery (already counted); a Parse's
-  // segment ends at the next Sync.
-  refusals_.push_back({ref, type == 'P' ? requests_sent_ + 1 : requests_sent_, std::move(refusal)});
+  // or Execute's segment ends at the next Sync.
+  const bool extended = type == 'P' || type == 'E';
+  refusals_.push_back({ref, extended ? requests_sent_ + 1 : requests_sent_, std::move(refusal)});
+  const std::string marked = refusal_marker_ + std::to_string(ref) + ")";
+  if (type == 'E') {
+    // Binding a prepared statement that does not exist fails with its name (our
+    // marker) in the message, and skips to Sync as the refused Execute would.
+    return MessageBuilder('B').cstring("").cstring(marked).int16(0).int16(0).int16(0).finish();
+  }
   // Fails in parse analysis (the literal is cast at once), in any transaction state
   // that accepts statements, with a message that carries our marker verbatim.
-  const std::string substitute = "SELECT '" + refusal_marker_ + std::to_string(ref) + ")'::pg_catalog.int4";
-  if (type == 'P')
-    forward = MessageBuilder('P').cstring(statement_name).cstring(substitute).int16(0).finish();
-  else
-    forward = MessageBuilder('Q').cstring(substitute).finish();
-  return true;
+  const std::string substitute = "SELECT '" + marked + "'::pg_catalog.int4";
+  if (type == 'P') {
+    BodyReader reader(body);
+    std::string_view statement_name;
+    (void)reader.cstring(statement_name);  // well-formed: judged before
+    return MessageBuilder('P').cstring(statement_name).cstring(substitute).int16(0).finish();
+  }
+  return MessageBuilder('Q').cstring(substitute).finish();
 }
 
 void Session::relay_backend_error(std::span<const uint8_t> body) {
@@ -597,7 +674,12 @@ void Session::relay_backend_error(std::span<const uint8_t> body) {
       if (ec == std::errc()) {
         for (size_t i = 0; i < refusals_.size(); ++i) {
           if (refusals_[i].ref != ref) continue;
-          to_client_.push_copy(error_response(refusals_[i].error));
+          const std::vector<uint8_t> ours = error_response(refusals_[i].error);
+          to_client_.push_copy(ours);
+          if (audit_) {
+            audit_->on_server_header('E', static_cast<uint32_t>(ours.size() - 5));
+            audit_->on_error(refusals_[i].error.sqlstate);
+          }
           refusals_.erase(refusals_.begin(), refusals_.begin() + static_cast<std::ptrdiff_t>(i) + 1);
           return;
         }
@@ -606,6 +688,7 @@ void Session::relay_backend_error(std::span<const uint8_t> body) {
   }
   // Not ours (an earlier error, 25P02 in an aborted transaction...): pass it on.
   to_client_.push_copy(reframe('E', body));
+  if (audit_) audit_->on_server_header('E', static_cast<uint32_t>(body.size()));
   note_backend_error(body);
 }
 
@@ -755,9 +838,14 @@ void Session::backend_ready(char status) {
   host_.flush(Side::client);
   LOG_DEBUG("%s: session ready (user \"%s\", target \"%s\")", peer_.c_str(), user_.c_str(), target_->name.c_str());
   if (!held_client_bytes_.empty()) {
-    to_backend_.push_copy(held_client_bytes_);
+    if (audit_holding()) {  // a statement among them waits for its audit record
+      audit_held_.swap(held_client_bytes_);
+      wait_for_audit();
+    } else {
+      to_backend_.push_copy(held_client_bytes_);
+      host_.flush(Side::backend);
+    }
     std::vector<uint8_t>().swap(held_client_bytes_);
-    host_.flush(Side::backend);
   }
   if (shutting_down_) {
     maybe_close_for_shutdown();
@@ -772,6 +860,7 @@ void Session::backend_ready(char status) {
 
 void Session::on_client_closed(int error) {
   if (state_ == State::closing) return;
+  end_reason_ = error == 0 ? "client closed the connection" : std::string("client connection error: ") + std::strerror(-error);
   if (error != 0) LOG_DEBUG("%s: client connection error: %s", peer_.c_str(), std::strerror(-error));
   close_quietly();
 }
@@ -784,6 +873,7 @@ void Session::on_backend_closed(int error) {
     return;
   }
   if (last_backend_message_fatal_) {  // the server already told the client why
+    end_reason_ = "server ended the session";
     close_quietly();
     return;
   }
@@ -799,7 +889,7 @@ void Session::on_sent(Side side) {
   }
   if (side == Side::backend && client_paused_ && to_backend_.below_resume_mark()) {
     client_paused_ = false;
-    host_.set_reading(Side::client, true);
+    if (!audit_paused_) host_.set_reading(Side::client, true);
   }
 }
 
@@ -810,7 +900,7 @@ void Session::apply_backpressure() {
   }
   if (!client_paused_ && to_backend_.over_limit()) {
     client_paused_ = true;
-    host_.set_reading(Side::client, false);
+    if (!audit_paused_) host_.set_reading(Side::client, false);
   }
 }
 
@@ -849,6 +939,7 @@ void Session::on_write_stalled() {
   if (state_ == State::closing) return;
   LOG_WARN("%s: the client did not read its results for %lld ms (write_stall_timeout); closing the session",
            peer_.c_str(), static_cast<long long>(settings_.gateway.write_stall_timeout.count()));
+  end_reason_ = "client stopped reading (write_stall_timeout)";
   close_quietly();
 }
 
@@ -896,6 +987,7 @@ void Session::fail(const ErrorInfo& error) {
     send_to_client(error_response(error));
   }
   LOG_DEBUG("%s: closing: %s %s", peer_.c_str(), error.sqlstate.c_str(), error.message.c_str());
+  if (end_reason_.empty()) end_reason_ = error.message;
   host_.flush(Side::client);
   close_quietly();
 }
@@ -912,7 +1004,47 @@ void Session::close_quietly() {
   if (state_ == State::closing) return;
   state_ = State::closing;
   if (deadline_.armed()) host_.timers().disarm(deadline_);
+  if (audit_) audit_->session_ended(end_reason_.empty() ? "closed" : end_reason_);
   host_.finish();
+}
+
+// ---------------------------------------------------------------------------
+// Audit trail
+// ---------------------------------------------------------------------------
+
+bool Session::audit_holding() const {
+  return !audit_held_.empty() || (audit_hold_ticket_ != 0 && !audit_log_->durable(audit_hold_ticket_));
+}
+
+void Session::wait_for_audit() {
+  if (waiting_for_audit_) return;
+  waiting_for_audit_ = true;
+  host_.wait_for_audit();
+}
+
+void Session::pause_client_for_audit(bool pause) {
+  if (pause == audit_paused_) return;
+  audit_paused_ = pause;
+  if (!client_paused_) host_.set_reading(Side::client, !pause);
+}
+
+void Session::on_audit_progress() {
+  waiting_for_audit_ = false;
+  if (state_ == State::closing || audit_log_ == nullptr) return;
+  if (!audit_held_.empty() && audit_log_->durable(audit_hold_ticket_)) {
+    to_backend_.push_copy(audit_held_);
+    std::vector<uint8_t>().swap(audit_held_);
+    host_.flush(Side::backend);
+    if (terminate_after_release_) {
+      close_quietly();
+      return;
+    }
+    apply_backpressure();
+  }
+  const bool congested = audit_log_->congested();
+  if (audit_holding() || congested) wait_for_audit();
+  if (!terminate_after_release_ && !congested && audit_held_.size() <= settings_.gateway.send_queue_bytes)
+    pause_client_for_audit(false);
 }
 
 }  // namespace sluice::protocol

@@ -18,6 +18,7 @@
 #include "core/timer_wheel.h"
 #include "protocol/frame_reader.h"
 #include "protocol/scram.h"
+#include "protocol/session_audit.h"
 #include "protocol/settings.h"
 #include "protocol/statement_gate.h"
 #include "protocol/wire.h"
@@ -46,6 +47,11 @@ class SessionHost {
   virtual core::TimerWheel& timers() = 0;
   // Statement policy for this shard; nullptr: statements are forwarded unjudged.
   virtual StatementGateFactory* statement_gates() { return nullptr; }
+  // The shard's audit log; nullptr: nothing is recorded.
+  virtual audit::ShardLog* audit_log() { return nullptr; }
+  // The session waits for the audit writer (a record to become durable, or room in
+  // the ring): call Session::on_audit_progress() once it has made progress.
+  virtual void wait_for_audit() {}
 };
 
 struct SessionCounters {
@@ -91,6 +97,9 @@ class Session {
   void begin_shutdown();
   // The host's write-stall timer fired: the client stopped reading its results.
   void on_write_stalled();
+  // The audit writer made progress (after wait_for_audit()): forward what waited for
+  // its records to become durable, resume reading the client.
+  void on_audit_progress();
 
   core::OutQueue& out(Side side) { return side == Side::client ? to_client_ : to_backend_; }
   State state() const { return state_; }
@@ -130,7 +139,18 @@ class Session {
   // Statement policy: a Query, Parse or FunctionCall to forward, judged by the gate.
   // A refused one is replaced by a statement that fails harmlessly in PostgreSQL, so
   // the server aborts the transaction or skips to Sync exactly as for any error.
-  bool judge_statement_message(uint8_t type, std::span<const uint8_t> body, std::vector<uint8_t>& forward);
+  enum class Judged { allowed, refused, malformed };
+  Judged judge_statement_message(uint8_t type, std::span<const uint8_t> body, ErrorInfo& refusal, Verdict& verdict);
+  // What replaces a refused Query, Parse, Execute or FunctionCall: a message that
+  // fails in PostgreSQL with our marker, which relay_backend_error swaps for `refusal`.
+  std::vector<uint8_t> substitute_for_refused(uint8_t type, std::span<const uint8_t> body, ErrorInfo refusal);
+  // Queues a judged client message for the backend, behind any held for the audit
+  // trail; `ticket` is the audit record it must wait for in strict mode (0: none).
+  void queue_for_backend(std::vector<uint8_t> message, uint64_t ticket);
+  // Messages are held because a statement record is not yet durable.
+  bool audit_holding() const;
+  void wait_for_audit();
+  void pause_client_for_audit(bool pause);
   // A backend ErrorResponse while refusals are pending: ours replaces the server's
   // error for the substitute statement; anything else passes through.
   void relay_backend_error(std::span<const uint8_t> body);
@@ -215,6 +235,18 @@ class Session {
   uint32_t next_refusal_ref_ = 0;
   std::string refusal_marker_;  // "sluice: statement blocked by policy (ref <random>-", made on first use
   bool capturing_backend_error_ = false;
+
+  // Audit trail (null when the host has none). Invariant: audit_held_ holds, in order,
+  // every client message after the first one whose statement record
+  // (audit_hold_ticket_) was not yet durable; nothing behind them reached to_backend_.
+  audit::ShardLog* audit_log_ = nullptr;
+  std::unique_ptr<SessionAudit> audit_;
+  std::vector<uint8_t> audit_held_;
+  uint64_t audit_hold_ticket_ = 0;
+  bool waiting_for_audit_ = false;
+  bool audit_paused_ = false;              // we stopped reading the client for the audit writer
+  bool terminate_after_release_ = false;   // Terminate arrived while messages were held
+  std::string end_reason_;                 // why the session ended, for its session_end record
 
   core::TimerNode deadline_;
   SessionCounters counters_;

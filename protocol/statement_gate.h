@@ -15,13 +15,21 @@
 
 namespace sluice::protocol {
 
+// How a statement was judged, for the audit trail. The views stay valid until the
+// gate's next judge() or allow_function_call().
+struct Verdict {
+  std::string_view action = "unjudged";  // "allow", "block", "review"; "unjudged" without policy
+  std::string_view rule;                 // the rule or check that decided, if any
+  std::string_view group;                // the group whose policy it is, if any
+};
+
 class StatementGate {
  public:
   virtual ~StatementGate() = default;
   // true: forward `sql`. false: `refusal` (severity ERROR) goes to the client instead.
-  virtual bool judge(std::string_view sql, ErrorInfo& refusal) = 0;
+  virtual bool judge(std::string_view sql, ErrorInfo& refusal, Verdict& verdict) = 0;
   // A fastpath FunctionCall ('F'): it names a function by OID, which sluice cannot judge.
-  virtual bool allow_function_call(ErrorInfo& refusal) = 0;
+  virtual bool allow_function_call(ErrorInfo& refusal, Verdict& verdict) = 0;
   // Longest Query/Parse/FunctionCall body the session may hold to judge; longer ones
   // end the session (54000) without being buffered.
   virtual uint32_t max_statement_message_bytes() const = 0;

@@ -186,9 +186,19 @@ struct Section {
 constexpr Section kGateway{"gateway", "[gateway]"};
 constexpr Section kTarget{"target", "[[target]]"};
 constexpr Section kUser{"user", "[[user]]"};
+constexpr Section kAudit{"audit", "[audit]"};
+constexpr Section kAuditSink{"audit.sink", "[audit.sink]"};
 
 // "policy" and "groups" are policy::kPolicyTopLevelKeys, loaded by policy/config.
-constexpr std::string_view kTopLevelKeys[] = {"gateway", "target", "user", "policy", "groups"};
+constexpr std::string_view kTopLevelKeys[] = {"gateway", "target", "user", "audit", "policy", "groups"};
+constexpr std::string_view kAuditKeys[] = {"enabled",     "directory",   "mode",      "segment_size",    "segment_age",
+                                           "retain_age",  "retain_size", "ring_size", "max_param_bytes", "async_flush",
+                                           "sink"};
+constexpr std::string_view kAuditSinkKeys[] = {"enabled",       "host",  "port",    "database", "user",
+                                               "password_file", "table", "gateway", "sslmode",  "batch_records",
+                                               "interval"};
+// libpq's sslmode values.
+constexpr std::string_view kSslModes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
 constexpr std::string_view kGatewayKeys[] = {"listen",
                                              "shards",
                                              "max_client_connections",
@@ -242,6 +252,7 @@ class Loader : private core::ValueChecker {
     const Value* gateway = nullptr;
     const Value* targets = nullptr;
     const Value* users = nullptr;
+    const Value* audit = nullptr;
     for (const auto& [key, value] : root.entries) {
       if (key == "gateway") {
         if (value.type == Type::table)
@@ -251,6 +262,11 @@ class Loader : private core::ValueChecker {
         else
           error(value.line, "'gateway' must be a table: write a [gateway] section, not " +
                                 std::string(core::toml::type_name(value.type)));
+      } else if (key == "audit") {
+        if (value.type == Type::table)
+          audit = &value;
+        else
+          error(value.line, "'audit' must be one [audit] section, not " + std::string(core::toml::type_name(value.type)));
       } else if (key == "target" || key == "user") {
         if (value.type == Type::array && value.defined_by_header) {
           (key == "target" ? targets : users) = &value;
@@ -278,6 +294,113 @@ class Loader : private core::ValueChecker {
       for (const auto& table : users->array) load_user(table);
     }
     load_policy(root);
+    if (audit != nullptr) load_audit(*audit);
+  }
+
+  // --- [audit] -----------------------------------------------------------------------
+
+  void load_audit(const Value& table) {
+    audit::Config& a = result_.audit;
+    const Section& s = kAudit;
+    check_keys(table, s, kAuditKeys);
+    if (const Value* enabled = get(table, "enabled", Type::boolean, s)) a.enabled = enabled->boolean;
+    if (const Value* directory = get(table, "directory", Type::string, s)) {
+      if (directory->string.empty() || has_control_character(directory->string))
+        error(directory->line, where("directory", s) + " must be a directory path");
+      else
+        a.directory = resolve_path(directory->string);
+    }
+    if (const Value* mode = get(table, "mode", Type::string, s)) {
+      if (mode->string == "strict")
+        a.mode = audit::Durability::strict;
+      else if (mode->string == "async")
+        a.mode = audit::Durability::async;
+      else
+        error(mode->line, where("mode", s) + " must be \"strict\" (a statement runs only once its record is on disk) or "
+                                             "\"async\", not " + quote(mode->string));
+    }
+    size(table, "segment_size", kMiB, 64 * kGiB, s, a.segment_bytes);
+    size(table, "retain_size", 0, int64_t{1} << 50, s, a.retain_bytes);
+    size(table, "ring_size", 64 * kKiB, kGiB, s, a.ring_bytes);
+    size(table, "max_param_bytes", 64, 64 * kMiB, s, a.max_param_bytes);
+    milliseconds age{std::chrono::duration_cast<milliseconds>(a.segment_age)};
+    if (duration(table, "segment_age", kMinute, 30 * kDay, false, s, age))
+      a.segment_age = std::chrono::duration_cast<std::chrono::seconds>(age);
+    milliseconds retain{std::chrono::duration_cast<milliseconds>(a.retain_age)};
+    if (duration(table, "retain_age", kHour, 100 * 365 * kDay, true, s, retain))
+      a.retain_age = std::chrono::duration_cast<std::chrono::seconds>(retain);
+    duration(table, "async_flush", 1, 10 * kSecond, false, s, a.async_flush);
+    if (a.retain_bytes != 0 && a.retain_bytes < 2 * a.segment_bytes) {
+      const Value* at = table.find("retain_size");
+      error(at != nullptr ? at->line : table.line,
+            "retain_size (" + format_size(static_cast<int64_t>(a.retain_bytes)) +
+                ") in [audit] must be 0 (no limit) or at least twice segment_size (" +
+                format_size(static_cast<int64_t>(a.segment_bytes)) + ")");
+    }
+    if (const Value* sink = table.find("sink")) {
+      if (sink->type != Type::table)
+        error(sink->line, "'sink' in [audit] must be an [audit.sink] section, not " +
+                              std::string(core::toml::type_name(sink->type)));
+      else
+        load_audit_sink(*sink);
+      if (a.sink.enabled && !a.enabled)
+        warning(sink->line, "[audit.sink] is ignored: [audit] enabled = false, so there are no records to ship");
+    }
+  }
+
+  // [audit.sink]: where and how to ship the records to a central table (audit/sink.h).
+  void load_audit_sink(const Value& table) {
+    audit::SinkConfig& k = result_.audit.sink;
+    const Section& s = kAuditSink;
+    check_keys(table, s, kAuditSinkKeys);
+    k.enabled = true;
+    if (const Value* enabled = get(table, "enabled", Type::boolean, s)) k.enabled = enabled->boolean;
+    if (const Value* host = require(table, "host", Type::string, s)) {
+      if (host->string.empty() || host->string.size() > 253 || has_control_character(host->string))
+        error(host->line, where("host", s) + " must be a host name, an IP address or a Unix socket directory");
+      else
+        k.host = host->string;
+    }
+    integer(table, "port", 1, 65535, s, k.port);
+    if (const Value* database = require(table, "database", Type::string, s)) {
+      if (check_name(*database, "database", s)) k.database = database->string;
+    }
+    if (const Value* user = require(table, "user", Type::string, s)) {
+      if (check_name(*user, "user", s)) k.user = user->string;
+    }
+    if (const Value* file = get(table, "password_file", Type::string, s))
+      read_password_file(*file, s, "[audit.sink]", k.password);
+    if (const Value* name = get(table, "table", Type::string, s)) {
+      const std::string& t = name->string;
+      const bool valid = !t.empty() && t.size() <= audit::kMaxSinkTableBytes && !(t[0] >= '0' && t[0] <= '9') &&
+                         std::all_of(t.begin(), t.end(), [](char c) {
+                           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+                         });
+      if (valid)
+        k.table = t;
+      else
+        error(name->line, where("table", s) + " must be 1 to " + std::to_string(audit::kMaxSinkTableBytes) +
+                              " characters from a-z 0-9 _, not starting with a digit, not " + quote(t));
+    }
+    if (const Value* gateway = get(table, "gateway", Type::string, s)) {
+      if (check_name(*gateway, "gateway", s)) k.gateway = gateway->string;
+    } else if (table.find("gateway") == nullptr) {
+      char host[256] = {};
+      if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+        error(table.line, "[audit.sink] has no gateway and the host name cannot be read: set gateway = \"NAME\"");
+      else
+        k.gateway = host;
+    }
+    if (const Value* mode = get(table, "sslmode", Type::string, s)) {
+      if (is_known(mode->string, kSslModes))
+        k.sslmode = mode->string;
+      else
+        error(mode->line, where("sslmode", s) +
+                              " must be one of disable, allow, prefer, require, verify-ca, verify-full, not " +
+                              quote(mode->string) + did_you_mean(mode->string, kSslModes));
+    }
+    integer(table, "batch_records", 1, 100'000, s, k.batch_records);
+    duration(table, "interval", 10, kMinute, false, s, k.interval);
   }
 
   void load_policy(const Value& root) {
@@ -335,8 +458,8 @@ class Loader : private core::ValueChecker {
   bool integer(const Value& table, std::string_view key, int64_t low, int64_t high, const Section& section, T& out) {
     return ValueChecker::integer(table, key, low, high, section.label, out);
   }
-  bool size(const Value& table, std::string_view key, int64_t low, int64_t high, const Section& section,
-            uint32_t& out) {
+  template <typename T>
+  bool size(const Value& table, std::string_view key, int64_t low, int64_t high, const Section& section, T& out) {
     return ValueChecker::size(table, key, low, high, section.label, out);
   }
 
@@ -613,19 +736,25 @@ class Loader : private core::ValueChecker {
                               "which works only if the server trusts it (e.g. 'trust' in pg_hba.conf)");
       return true;
     }
-    if (file != nullptr) return read_password_file(*file, label, target);
+    if (file != nullptr) return read_password_file(*file, s, label, target.password);
     if (env != nullptr) return read_password_env(*env, label, target);
     return false;  // present with the wrong type, already reported
   }
 
-  bool read_password_file(const Value& value, const std::string& label, protocol::Target& target) {
+  // A relative path in the file is relative to the file's directory.
+  std::string resolve_path(const std::string& path) const {
+    return path[0] != '/' && !base_dir_.empty() ? base_dir_ + "/" + path : path;
+  }
+
+  // The first line of a password file (of a target or of [audit.sink]) -> out.
+  bool read_password_file(const Value& value, const Section& section, const std::string& label,
+                          protocol::Secret& out) {
     const std::string& written = value.string;
     if (written.empty() || written.find('\0') != std::string::npos) {
-      error(value.line, where("password_file", kTarget) + " must be a file path");
+      error(value.line, where("password_file", section) + " must be a file path");
       return false;
     }
-    std::string path = written;
-    if (path[0] != '/' && !base_dir_.empty()) path = base_dir_ + "/" + path;
+    const std::string path = resolve_path(written);
     // O_NONBLOCK: a FIFO planted in place of the file must not hang the load.
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
@@ -667,7 +796,7 @@ class Loader : private core::ValueChecker {
       error(value.line, "password_file " + quote_path(path) + " of " + label + " contains a NUL byte");
       return false;
     }
-    target.password = protocol::Secret(std::move(password));
+    out = protocol::Secret(std::move(password));
     return true;
   }
 

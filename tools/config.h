@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "audit/config.h"
 #include "policy/policy.h"
 #include "protocol/settings.h"
 
@@ -27,6 +28,8 @@ struct LoadedConfig {
   protocol::Settings settings;
   // The statement policy; set whenever ok().
   std::shared_ptr<const policy::Policy> policy;
+  // The [audit] section (defaults when absent).
+  audit::Config audit;
   // Sorted by line (whole-file diagnostics first).
   std::vector<ConfigDiagnostic> diagnostics;
   bool ok() const;  // no diagnostic is an error

@@ -241,6 +241,10 @@ shards = 0
 max_client_connections = 100
 log_level = "info"
 
+# Every session and statement is recorded here before it runs (docs/audit.md).
+[audit]
+directory = $(toml_string "$demo_dir/audit")
+
 [[target]]
 name = "app"
 host = "127.0.0.1"
@@ -337,6 +341,8 @@ Then try for example:  SELECT id, name, email, ssn FROM customers ORDER BY id LI
 
   sluice log:       $sluiced_log
   sluice config:    $config
+  audit trail:      $sluicectl audit tail --config $config
+                    $sluicectl audit verify $demo_dir/audit
   PostgreSQL:       127.0.0.1:$pg_port (log: $pg_log)
   Stop the demo:    tools/demo.sh stop
 EOF

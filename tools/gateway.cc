@@ -85,6 +85,7 @@ struct Shard::Connection final : protocol::SessionHost {
   bool connecting = false;
   bool peer_gone[2] = {false, false};  // EOF or error seen: never send or recv again
   bool queued_for_reap = false;
+  bool waiting_for_audit = false;  // in shard.audit_waiters_
   bool counted = false;  // holds one unit of the global connection count
   msghdr message[2]{};
   iovec iov[2][16];
@@ -176,6 +177,13 @@ struct Shard::Connection final : protocol::SessionHost {
   protocol::StatementGateFactory* statement_gates() override {
     return shard.gates_ && shard.gates_->enabled() ? shard.gates_.get() : nullptr;
   }
+  audit::ShardLog* audit_log() override { return shard.audit_log_; }
+  void wait_for_audit() override {
+    if (waiting_for_audit) return;
+    waiting_for_audit = true;
+    shard.audit_waiters_.push_back(this);
+    shard.audit_log_->request_wake();
+  }
 };
 
 // Sends one CancelRequest to a backend: connect, write 16 bytes, close.
@@ -212,6 +220,10 @@ bool Shard::init(std::string& problem) {
   if (wake_fd_ < 0) {
     problem = std::string("eventfd: ") + std::strerror(errno);
     return false;
+  }
+  if (static_cast<size_t>(index_) < shared_.audit_logs.size()) {
+    audit_log_ = shared_.audit_logs[static_cast<size_t>(index_)];
+    audit_wake_fd_ = shared_.audit_wake_fds[static_cast<size_t>(index_)];
   }
   for (const auto& address : settings_.gateway.listen) {
     const auto* sa = reinterpret_cast<const sockaddr*>(&address.storage);
@@ -258,10 +270,14 @@ void Shard::run() {
   core::set_log_shard(index_);
   arm_listeners();
   reactor_.read_eventfd(wake_fd_, &wake_value_, Tag{OpKind::wake});
+  if (audit_log_ != nullptr) reactor_.read_eventfd(audit_wake_fd_, &audit_wake_value_, Tag{OpKind::audit_wake});
   reactor_.tick_after(kTickMs);
   last_tick_ms_ = monotonic_ms();
   while (!stop_) {
     reactor_.wait([this](const core::Completion& c) { dispatch(c); });
+    // Also here, not only on audit_wake: a session may have started waiting after the
+    // writer's last wake-up (request_wake and the writer's fence order the two).
+    if (!audit_waiters_.empty()) service_audit_waiters();
     reap();
     // Receives stopped for lack of buffers resume once a good share is free again.
     if (!starved_.empty() && reactor_.buffers_free() > settings_.gateway.recv_buffers_per_shard / 8) {
@@ -305,6 +321,9 @@ void Shard::dispatch(const core::Completion& c) {
     case OpKind::wake:
       on_wake(wake_value_);
       return;
+    case OpKind::audit_wake:
+      reactor_.read_eventfd(audit_wake_fd_, &audit_wake_value_, Tag{OpKind::audit_wake});
+      return;  // the waiters are serviced after this batch of completions
     case OpKind::cross_shard:
       deliver_cancel(c.tag.slot, static_cast<uint32_t>(c.result));
       return;
@@ -504,6 +523,7 @@ void Shard::free_slot(Connection& conn) {
   // No list may keep a pointer to a destroyed connection.
   std::erase(starved_, &conn);
   std::erase(to_reap_, &conn);
+  if (conn.waiting_for_audit) std::erase(audit_waiters_, &conn);
   const uint32_t slot = conn.slot;
   slots_[slot].reset();
   free_slots_.push_back(slot);
@@ -518,6 +538,12 @@ void Shard::on_tick() {
     timers_.advance();
   }
   install_policy_if_changed();
+  // Records that did not fit in the ring (session ends, say) move on even when no
+  // session is waiting for the writer.
+  if (audit_log_ != nullptr && audit_log_->congested()) {
+    audit_log_->pump();
+    audit_log_->request_wake();
+  }
   reactor_.tick_after(kTickMs);
 }
 
@@ -553,6 +579,17 @@ void Shard::on_wake(uint64_t value) {
     timers_.arm(drain_deadline_, static_cast<uint64_t>(settings_.gateway.shutdown_grace.count()));
   }
   reactor_.read_eventfd(wake_fd_, &wake_value_, Tag{OpKind::wake});
+}
+
+void Shard::service_audit_waiters() {
+  audit_log_->pump();
+  std::vector<Connection*>& waiters = audit_scratch_;
+  waiters.swap(audit_waiters_);
+  for (Connection* conn : waiters) {
+    conn->waiting_for_audit = false;
+    if (conn->phase == Connection::Phase::active && conn->session) conn->session->on_audit_progress();
+  }
+  waiters.clear();
 }
 
 void Shard::deliver_cancel(uint32_t slot, uint32_t secret) {

@@ -15,6 +15,7 @@
 
 #include "core/reactor.h"
 #include "core/timer_wheel.h"
+#include "audit/writer.h"
 #include "policy/gate.h"
 #include "protocol/scram.h"
 #include "protocol/session.h"
@@ -35,6 +36,10 @@ struct GatewayShared {
   std::mutex policy_mutex;
   std::shared_ptr<const policy::Policy> policy;
   std::atomic<uint64_t> policy_version{0};
+
+  // The audit trail: one log and one wake eventfd per shard (empty when audit is off).
+  std::vector<audit::ShardLog*> audit_logs;
+  std::vector<int> audit_wake_fds;
 };
 
 class Shard {
@@ -70,6 +75,9 @@ class Shard {
   void on_tick();
   void install_policy_if_changed();
   void on_wake(uint64_t value);
+  // The audit writer made progress: move waiting records into the ring, and let the
+  // sessions that wait for it go on.
+  void service_audit_waiters();
   void deliver_cancel(uint32_t slot, uint32_t secret);
   void forward_cancel(const protocol::Target& target, uint32_t pid, uint32_t secret);
   void on_cancel_forwarder(const core::Completion& c);
@@ -110,6 +118,12 @@ class Shard {
   core::TimerNode drain_deadline_;
   int64_t last_tick_ms_ = 0;
   uint64_t accept_errors_logged_ = 0;
+
+  audit::ShardLog* audit_log_ = nullptr;     // null when audit is off
+  int audit_wake_fd_ = -1;
+  uint64_t audit_wake_value_ = 0;
+  std::vector<Connection*> audit_waiters_;   // sessions that called wait_for_audit()
+  std::vector<Connection*> audit_scratch_;   // swapped with audit_waiters_ while it is walked
 
   std::unique_ptr<policy::PolicyGates> gates_;  // this shard's policy engine
   uint64_t policy_version_ = 0;                  // of the policy gates_ holds

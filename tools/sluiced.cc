@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "audit/sink.h"
 #include "core/log.h"
 #include "core/reactor.h"
 #include "tools/config.h"
@@ -195,6 +197,28 @@ int main(int argc, char** argv) {
   if (!loaded.policy->enabled)
     LOG_WARN("[policy] enabled = false: statements are forwarded without being judged; not for production");
 
+  // The audit trail: opened (and its chain recovered) before any client is accepted.
+  std::unique_ptr<sluice::audit::Writer> audit_writer;
+  if (loaded.audit.enabled) {
+    audit_writer = sluice::audit::Writer::open(loaded.audit, problem);
+    if (!audit_writer) {
+      LOG_ERROR("audit: %s; nothing was started", problem.c_str());
+      return 1;
+    }
+    for (unsigned i = 0; i < shard_count; ++i) {
+      const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (fd < 0) {
+        LOG_ERROR("eventfd: %s", std::strerror(errno));
+        return 1;
+      }
+      shared.audit_wake_fds.push_back(fd);
+      shared.audit_logs.push_back(&audit_writer->add_shard(fd));
+    }
+    audit_writer->start();
+  } else {
+    LOG_WARN("[audit] enabled = false: statements are not recorded; not for production");
+  }
+
   // Each shard creates its ring on its own thread (SINGLE_ISSUER binds a ring to its
   // creator), reports, then waits until every ring fd is known before serving.
   std::vector<std::unique_ptr<Shard>> shards;
@@ -234,6 +258,7 @@ int main(int argc, char** argv) {
   go.count_down();
   if (!all_ok) {
     for (auto& t : threads) t.join();
+    if (audit_writer) audit_writer->stop("startup failed");
     return 1;
   }
   std::string listening;
@@ -245,6 +270,18 @@ int main(int argc, char** argv) {
 #endif
   LOG_INFO("listening on %s: %u shard(s), %s, %s, %zu target(s), %zu gateway user(s)", listening.c_str(), shard_count,
            features.summary().c_str(), allocator, settings.targets.size(), settings.users.size());
+  if (audit_writer)
+    LOG_INFO("audit: %s mode, writing %s", sluice::audit::durability_name(loaded.audit.mode),
+             loaded.audit.directory.c_str());
+  // The central sink reads what the writer made durable; it never touches the shards.
+  std::unique_ptr<sluice::audit::Sink> audit_sink;
+  if (audit_writer && loaded.audit.sink.enabled) {
+    const sluice::audit::Writer* writer = audit_writer.get();
+    audit_sink = std::make_unique<sluice::audit::Sink>(loaded.audit, [writer] { return writer->durable_end(); });
+    LOG_INFO("audit sink: shipping to %s table %s as gateway %s", audit_sink->destination().c_str(),
+             loaded.audit.sink.table.c_str(), loaded.audit.sink.gateway.c_str());
+    audit_sink->start();
+  }
 
   int stops = 0;
   while (finished.load() < shard_count) {
@@ -263,6 +300,8 @@ int main(int argc, char** argv) {
     }
   }
   for (auto& t : threads) t.join();
+  if (audit_writer) audit_writer->stop("shutdown");
+  if (audit_sink) audit_sink->stop();
   LOG_INFO("stopped");
   return 0;
 }

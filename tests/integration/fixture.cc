@@ -835,6 +835,7 @@ std::string Sluiced::render_config() const {
     for (size_t i = 0; i < u.groups.size(); ++i) c << (i ? ", " : "") << toml_string(u.groups[i]);
     c << "]\n";
   }
+  c << "\n[audit]\ndirectory = " << toml_string(audit_dir()) << "\n" << options_.audit_toml << "\n";
   if (!options_.policy_toml.empty()) {
     c << "\n" << options_.policy_toml << "\n";
     return c.str();

@@ -215,6 +215,10 @@ struct SluicedOptions {
   // target (tests about the protocol, not policy). Otherwise this TOML text is written
   // as is (it must define the users' groups); it may hold a [policy] table.
   std::string policy_toml{};
+  // Keys of the [audit] section besides `directory` (always dir()/audit), e.g.
+  // "mode = \"async\"\n". The default is strict mode: every integration test runs
+  // with the audit trail on, as users do.
+  std::string audit_toml{};
 };
 
 // app -> sluice_app (SCRAM), app_md5 -> md5_user (md5), app_plain -> plain_user (password).
@@ -250,6 +254,7 @@ class Sluiced {
   std::string log() const;
   const std::string& config_path() const { return config_path_; }
   const std::string& dir() const { return dir_; }
+  std::string audit_dir() const { return dir_ + "/audit"; }
   const SluicedOptions& options() const { return options_; }
   long rss_kib() const { return vm_rss_kib(pid_); }
 
