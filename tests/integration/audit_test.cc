@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -261,6 +262,21 @@ testing::AssertionResult sluicectl_verifies(const std::string& dir) {
   if (r.exit_code == 0 && r.out.find("audit trail OK") != std::string::npos) return testing::AssertionSuccess();
   return testing::AssertionFailure() << "sluicectl audit verify " << dir << " exited " << r.exit_code << "\n"
                                      << r.out << r.err;
+}
+
+// `sluicectl replay` of a recorded session, with what differs from run to run (the
+// session id, times, durations, the client's port) replaced by placeholders.
+std::string normalized_replay(const std::string& session, const std::string& dir) {
+  ProgramOptions o;
+  o.timeout = 30s;
+  const ProgramResult r = run_program({SLUICECTL_PATH, "replay", session, dir}, o);
+  if (r.exit_code != 0) return "sluicectl replay exited " + std::to_string(r.exit_code) + ": " + r.err;
+  std::string text = r.out;
+  size_t at = 0;
+  while ((at = text.find(session, at)) != std::string::npos) text.replace(at, session.size(), "<session>");
+  text = std::regex_replace(text, std::regex(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})"), "<time>");
+  text = std::regex_replace(text, std::regex(R"(\b\d+(\.\d+)? (us|ms|s)\b)"), "<duration>");
+  return std::regex_replace(text, std::regex(R"(127\.0\.0\.1:\d+)"), "127.0.0.1:<port>");
 }
 
 // Every regular file under dir, concatenated (to look for secrets in it).
@@ -517,6 +533,10 @@ TEST_F(AuditTest, PsqlSessionRecordsEveryStatementAndOutcomeInOrder) {
   EXPECT_TRUE(chain_intact(t)) << t.dump();
   EXPECT_TRUE(sluicectl_verifies(dir()));
   EXPECT_TRUE(server_statements_audited(server_log_statements(), t));
+
+  // The transcript an auditor reads, against a golden copy.
+  const std::string golden_path = std::string(SLUICE_SOURCE_DIR) + "/tests/integration/golden/replay_psql_session.txt";
+  EXPECT_EQ(normalized_replay(session, dir()), read_file(golden_path)) << "golden file: " << golden_path;
 }
 
 // Byte counts, checked against what a raw client really exchanged: an outcome's
