@@ -19,23 +19,14 @@
 #include "audit/replay.h"
 #include "core/json.h"
 
+#include "tests/unit/test_support.h"
+
 namespace sluice::audit {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "sluice-reader-test-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing_support::TempDir;
 
 constexpr int64_t kTime = 1'796'544'113'123'456;  // 2026-12-06T08:01:53.123456Z
 

@@ -21,43 +21,15 @@
 #include "audit/writer.h"
 #include "tools/config.h"
 
+#include "tests/unit/test_support.h"
+
 namespace sluice::audit {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "sluice-sink-test-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string write(const std::string& name, const std::string& content, mode_t mode = 0600) const {
-    const std::string full = path_ + "/" + name;
-    {
-      std::ofstream out(full, std::ios::binary | std::ios::trunc);
-      out << content;
-    }
-    chmod(full.c_str(), mode);
-    return full;
-  }
-  std::string read(const std::string& name) const {
-    std::ifstream in(path_ + "/" + name, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-
- private:
-  std::string path_;
-};
+using testing_support::TempDir;
 
 // ---------------------------------------------------------------------------
 // COPY text format
@@ -370,22 +342,8 @@ constexpr const char* kBase =
     "[audit]\n"
     "directory = \"/tmp/audit\"\n";  // line 12; [audit.sink] starts on line 13
 
-std::string report(const LoadedConfig& config) {
-  std::string out;
-  for (const auto& d : config.diagnostics) out += format_diagnostic(d) + "\n";
-  return out;
-}
-
-size_t count_errors(const LoadedConfig& config) {
-  size_t n = 0;
-  for (const auto& d : config.diagnostics) n += d.is_error ? 1 : 0;
-  return n;
-}
-
-#define EXPECT_DIAGNOSTIC(config, expected)                                                \
-  EXPECT_NE(("\n" + report(config)).find("\n" + std::string(expected)), std::string::npos) \
-      << "expected a line starting with: " << (expected) << "\ngot:\n"                     \
-      << report(config)
+using testing_support::count_errors;
+using testing_support::report;
 
 LoadedConfig load_sink(const std::string& sink, const std::string& base_dir = "/nonexistent") {
   return load_config_text(std::string(kBase) + sink, "sluice.toml", base_dir);

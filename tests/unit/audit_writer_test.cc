@@ -21,24 +21,15 @@
 #include "audit/record.h"
 #include "audit/ring.h"
 
+#include "tests/unit/test_support.h"
+
 namespace sluice::audit {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "sluice-audit-test-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing_support::TempDir;
 
 std::string body(const std::string& type, const std::string& text = {}) {
   std::string out;

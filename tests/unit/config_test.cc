@@ -13,6 +13,8 @@
 #include <fstream>
 #include <string>
 
+#include "tests/unit/test_support.h"
+
 namespace sluice::tools {
 namespace {
 
@@ -23,36 +25,7 @@ constexpr const char* kVerifier =
     "SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$XsoIrEz3gOmu+XcvpRftNyw7YjWgMXEz5g8RraEbTnA=:"
     "DTFCY+oAenPTZMp1/UJOFpa3b3zkRTB749eMDPNiFV0=";
 
-// A temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "sluice-config-test-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  // Writes `name` in the directory with the given mode; returns its full path.
-  std::string write(const std::string& name, const std::string& content, mode_t mode = 0600) const {
-    std::string full = path_ + "/" + name;
-    {
-      std::ofstream out(full, std::ios::binary);
-      out << content;
-    }
-    chmod(full.c_str(), mode);
-    return full;
-  }
-
- private:
-  std::string path_;
-};
+using testing_support::TempDir;
 
 // Sets an environment variable for the scope of one test.
 class ScopedEnv {
@@ -77,24 +50,8 @@ LoadedConfig load(const std::string& text, const std::string& base_dir = "/nonex
   return load_config_text(text, kFile, base_dir);
 }
 
-// Every diagnostic, formatted, one per line: what the operator would read.
-std::string report(const LoadedConfig& config) {
-  std::string out;
-  for (const auto& d : config.diagnostics) out += format_diagnostic(d) + "\n";
-  return out;
-}
-
-size_t count_errors(const LoadedConfig& config) {
-  size_t n = 0;
-  for (const auto& d : config.diagnostics) n += d.is_error ? 1 : 0;
-  return n;
-}
-
-// Asserts that one formatted diagnostic starts with `expected` (which names file:line).
-#define EXPECT_DIAGNOSTIC(config, expected)                                                \
-  EXPECT_NE(("\n" + report(config)).find("\n" + std::string(expected)), std::string::npos) \
-      << "expected a line starting with: " << (expected) << "\ngot:\n"                     \
-      << report(config)
+using testing_support::count_errors;
+using testing_support::report;
 
 // A target that loads without a file: its password comes from this variable.
 constexpr const char* kPasswordVariable = "SLUICE_CONFIG_TEST_PASSWORD";

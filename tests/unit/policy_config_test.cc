@@ -13,6 +13,8 @@
 #include "policy/config.h"
 #include "tools/config.h"
 
+#include "tests/unit/test_support.h"
+
 namespace sluice::policy {
 namespace {
 
@@ -39,23 +41,8 @@ class PasswordEnv {
 
 LoadedConfig load(const std::string& text) { return tools::load_config_text(text, "sluice.toml", "/nonexistent"); }
 
-std::string report(const LoadedConfig& config) {
-  std::string out;
-  for (const auto& d : config.diagnostics) out += tools::format_diagnostic(d) + "\n";
-  return out;
-}
-
-size_t count_errors(const LoadedConfig& config) {
-  size_t n = 0;
-  for (const auto& d : config.diagnostics) n += d.is_error ? 1 : 0;
-  return n;
-}
-
-// Asserts that one formatted diagnostic starts with `expected` (which names file:line).
-#define EXPECT_DIAGNOSTIC(config, expected)                                                \
-  EXPECT_NE(("\n" + report(config)).find("\n" + std::string(expected)), std::string::npos) \
-      << "expected a line starting with: " << (expected) << "\ngot:\n"                     \
-      << report(config)
+using testing_support::count_errors;
+using testing_support::report;
 
 // Lines 1-10: targets app and reports. Lines 11-14: user alice in group dev.
 std::string preamble(const std::string& groups = "[\"dev\"]") {
