@@ -1,5 +1,6 @@
 #include "audit/record.h"
 
+#include <charconv>
 #include <ctime>
 
 namespace sluice::audit {
@@ -62,10 +63,23 @@ JsonWriter& JsonWriter::key(std::string_view key) {
   return *this;
 }
 
+namespace {
+// A byte JSON text can carry as it is: printable ASCII but for the quote and backslash.
+bool plain_json_byte(uint8_t u) { return u >= 0x20 && u < 0x7F && u != '"' && u != '\\'; }
+}  // namespace
+
 JsonWriter& JsonWriter::string(std::string_view value) {
   separate();
   out_ += '"';
   for (size_t i = 0; i < value.size();) {
+    // Copy a run of plain bytes at once: most SQL is nothing else.
+    size_t run = i;
+    while (run < value.size() && plain_json_byte(static_cast<uint8_t>(value[run]))) ++run;
+    if (run > i) {
+      out_.append(value.data() + i, run - i);
+      i = run;
+      continue;
+    }
     const char c = value[i];
     const auto u = static_cast<uint8_t>(c);
     if (u >= 0x80) {
@@ -85,14 +99,10 @@ JsonWriter& JsonWriter::string(std::string_view value) {
       case '\n': out_ += "\\n"; break;
       case '\r': out_ += "\\r"; break;
       case '\t': out_ += "\\t"; break;
-      default:
-        if (u < 0x20 || u == 0x7F) {
-          out_ += "\\u00";
-          out_ += kHex[u >> 4];
-          out_ += kHex[u & 0xF];
-        } else {
-          out_ += c;
-        }
+      default:  // other control characters and DEL
+        out_ += "\\u00";
+        out_ += kHex[u >> 4];
+        out_ += kHex[u & 0xF];
     }
     ++i;
   }
@@ -108,7 +118,10 @@ JsonWriter& JsonWriter::strings(std::string_view key, std::span<const std::strin
 
 JsonWriter& JsonWriter::number(uint64_t value) {
   separate();
-  out_ += std::to_string(value);
+  char digits[20];
+  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  (void)ec;  // 20 digits hold every uint64_t
+  out_.append(digits, end);
   return *this;
 }
 
@@ -185,21 +198,70 @@ int64_t now_unix_micros() {
   return int64_t{ts.tv_sec} * 1'000'000 + ts.tv_nsec / 1'000;
 }
 
+namespace {
+
+// Appends `value` as exactly `width` decimal digits (value < 10^width).
+void append_digits(std::string& out, uint64_t value, int width) {
+  char digits[20];
+  for (int i = width - 1; i >= 0; --i) {
+    digits[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+  out.append(digits, static_cast<size_t>(width));
+}
+
+}  // namespace
+
+// Formats by arithmetic (days to a proleptic Gregorian date) rather than gmtime_r,
+// strftime and snprintf: every record carries a time, and this runs on the shard.
 std::string iso8601_utc(int64_t unix_micros) {
-  const time_t seconds = static_cast<time_t>(unix_micros / 1'000'000);
-  const auto micros = static_cast<long>(unix_micros % 1'000'000);
-  tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[40];
-  const size_t length = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::string out(text, length);
-  char fraction[16];
-  snprintf(fraction, sizeof fraction, ".%06ldZ", micros);
-  out += fraction;
+  int64_t seconds = unix_micros / 1'000'000;
+  int64_t micros = unix_micros % 1'000'000;
+  if (micros < 0) {
+    micros += 1'000'000;
+    --seconds;
+  }
+  int64_t days = seconds / 86'400;
+  int64_t second_of_day = seconds % 86'400;
+  if (second_of_day < 0) {
+    second_of_day += 86'400;
+    --days;
+  }
+  // Civil date from days since 1970-01-01, in 400-year eras starting on March 1st.
+  const int64_t z = days + 719'468;
+  const int64_t era = (z >= 0 ? z : z - 146'096) / 146'097;
+  const int64_t day_of_era = z - era * 146'097;
+  const int64_t year_of_era = (day_of_era - day_of_era / 1'460 + day_of_era / 36'524 - day_of_era / 146'096) / 365;
+  const int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const int64_t month_index = (5 * day_of_year + 2) / 153;  // 0 = March
+  const int64_t day = day_of_year - (153 * month_index + 2) / 5 + 1;
+  const int64_t month = month_index < 10 ? month_index + 3 : month_index - 9;
+  const int64_t year = year_of_era + era * 400 + (month <= 2 ? 1 : 0);
+
+  std::string out;
+  out.reserve(27);
+  if (year >= 0 && year <= 9999)
+    append_digits(out, static_cast<uint64_t>(year), 4);
+  else
+    out += std::to_string(year);  // not a time a clock gives; still unambiguous
+  out += '-';
+  append_digits(out, static_cast<uint64_t>(month), 2);
+  out += '-';
+  append_digits(out, static_cast<uint64_t>(day), 2);
+  out += 'T';
+  append_digits(out, static_cast<uint64_t>(second_of_day / 3600), 2);
+  out += ':';
+  append_digits(out, static_cast<uint64_t>(second_of_day / 60 % 60), 2);
+  out += ':';
+  append_digits(out, static_cast<uint64_t>(second_of_day % 60), 2);
+  out += '.';
+  append_digits(out, static_cast<uint64_t>(micros), 6);
+  out += 'Z';
   return out;
 }
 
 JsonWriter begin_body(std::string& out, std::string_view type, int64_t unix_micros) {
+  out.reserve(256);  // a typical record, in one allocation
   JsonWriter writer(out);
   writer.string("ts", iso8601_utc(unix_micros)).string("type", type);
   return writer;

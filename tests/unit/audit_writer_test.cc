@@ -346,6 +346,22 @@ TEST(AuditRecord, JsonWriterEscapesAndKeepsInvalidUtf8Out) {
   EXPECT_FALSE(valid_utf8("\xED\xA0\x80"));      // surrogate
   EXPECT_FALSE(valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
   EXPECT_EQ(iso8601_utc(1'700'000'000'123'456), "2023-11-14T22:13:20.123456Z");
+  EXPECT_EQ(iso8601_utc(0), "1970-01-01T00:00:00.000000Z");
+  EXPECT_EQ(iso8601_utc(951'782'400'000'001), "2000-02-29T00:00:00.000001Z");  // a leap day of a century
+  EXPECT_EQ(iso8601_utc(-1), "1969-12-31T23:59:59.999999Z");
+  // The arithmetic agrees with the C library over two centuries of seconds.
+  uint64_t state = 88172645463325252ull;
+  for (int i = 0; i < 20000; ++i) {
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    const int64_t micros = static_cast<int64_t>(state % 6'311'390'400'000'000ull);  // 1970 .. 2170
+    const time_t seconds = static_cast<time_t>(micros / 1'000'000);
+    tm utc{};
+    gmtime_r(&seconds, &utc);
+    char expected[64];
+    snprintf(expected, sizeof expected, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", utc.tm_year + 1900, utc.tm_mon + 1,
+             utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<long long>(micros % 1'000'000));
+    ASSERT_EQ(iso8601_utc(micros), expected) << micros;
+  }
 }
 
 }  // namespace
