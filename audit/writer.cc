@@ -376,8 +376,9 @@ void Writer::run() {
       if (pending_.empty()) {
         maybe_rotate();
         sleep_until_work(kIdleWake);
-      } else {  // async: sleep until the flush is due
-        sleep_until_work(std::chrono::duration_cast<std::chrono::milliseconds>(config_.async_flush - (now - last_sync)));
+      } else {  // async: sleep until the flush is due; new records wait for it too
+        sleep_until_work(std::chrono::duration_cast<std::chrono::milliseconds>(config_.async_flush - (now - last_sync)),
+                         /*woken_by_records=*/false);
       }
     }
   }
@@ -454,7 +455,15 @@ void Writer::wake_shards() {
   }
 }
 
-void Writer::sleep_until_work(std::chrono::milliseconds timeout) {
+void Writer::sleep_until_work(std::chrono::milliseconds timeout, bool woken_by_records) {
+  if (!woken_by_records) {
+    // Producers wake only a sleeping_ writer: without it, only stop() ends the wait.
+    pollfd p{wake_fd_, POLLIN, 0};
+    (void)poll(&p, 1, static_cast<int>(std::max<int64_t>(timeout.count(), 1)));
+    uint64_t value;
+    (void)!read(wake_fd_, &value, sizeof value);
+    return;
+  }
   sleeping_.store(true, std::memory_order_seq_cst);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   bool work = stop_requested_.load(std::memory_order_acquire);

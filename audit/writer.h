@@ -129,7 +129,8 @@ class Writer {
   void maybe_rotate();
   void apply_retention();
   void append_own_record(const std::string& body);
-  void sleep_until_work(std::chrono::milliseconds timeout);
+  // Sleeps until timeout, stop(), or (when woken_by_records) a producer's notify().
+  void sleep_until_work(std::chrono::milliseconds timeout, bool woken_by_records = true);
 
   const Config config_;
   int lock_fd_ = -1;
