@@ -12,9 +12,10 @@ import statistics
 import sys
 from collections import OrderedDict
 
-TARGETS = ("direct", "sluice-off", "sluice", "pgbouncer")
+TARGETS = ("direct", "policy-off", "audit-off", "audit-async", "audit-strict", "pgbouncer")
 MODES = ("simple", "extended", "prepared")
-POLICY_TPS_TARGET = 0.95  # policy on / policy off
+POLICY_TPS_TARGET = 0.95  # policy on / policy off (both with audit off)
+AUDIT_TPS_TARGETS = {"audit-strict": 0.90, "audit-async": 0.97}  # / audit-off, at -c 64
 
 
 def fmt(value, spec):
@@ -47,7 +48,7 @@ def main() -> None:
             groups.setdefault(key, []).append(row)
 
     summary = {}
-    print(f"{'workload':<11} {'mode':<9} {'clients':>7}  {'target':<10} {'runs':>4} {'TPS':>10} {'spread':>7}"
+    print(f"{'workload':<11} {'mode':<9} {'clients':>7}  {'target':<12} {'runs':>4} {'TPS':>10} {'spread':>7}"
           f" {'lat ms':>8} {'proxy CPU us/txn':>17}")
     for key in sorted(groups, key=order):
         runs = groups[key]
@@ -65,7 +66,7 @@ def main() -> None:
                 cpu = ticks * 1e6 / clk_tck / txns if txns else None
         summary[key] = (tps, cpu)
         runs_text = f"{len(good)}" + (f"+{failed}F" if failed else "")
-        print(f"{key[0]:<11} {key[1]:<9} {key[2]:>7}  {key[3]:<10} {runs_text:>4} {fmt(tps, '10.0f')}"
+        print(f"{key[0]:<11} {key[1]:<9} {key[2]:>7}  {key[3]:<12} {runs_text:>4} {fmt(tps, '10.0f')}"
               f" {fmt(spread, '6.1f') + ('%' if spread is not None else ' '):>7}"
               f" {fmt(lat, '8.3f')} {fmt(cpu, '17.1f')}")
 
@@ -74,30 +75,59 @@ def main() -> None:
     def get(config, target):
         return summary.get(config + (target,), (None, None))
 
-    print()
-    print(f"Policy: sluice (policy on) against sluice-off (policy off); target TPS ratio >= {POLICY_TPS_TARGET:.2f}")
-    print(f"{'workload':<11} {'mode':<9} {'clients':>7}  {'TPS on/off':>10} {'CPU/txn on/off':>15}"
-          f" {'policy CPU us/txn':>18}")
-    for config in configurations:
-        on_tps, on_cpu = get(config, "sluice")
-        off_tps, off_cpu = get(config, "sluice-off")
-        tps_ratio = ratio(on_tps, off_tps)
-        verdict = "" if tps_ratio is None else ("  ok" if tps_ratio >= POLICY_TPS_TARGET else "  BELOW TARGET")
-        print(f"{config[0]:<11} {config[1]:<9} {config[2]:>7}  {fmt(tps_ratio, '10.2f')}"
-              f" {fmt(ratio(on_cpu, off_cpu), '15.2f')} {fmt(difference(on_cpu, off_cpu), '18.1f')}{verdict}")
+    def present(target):
+        return any(k[3] == target for k in summary)
 
-    print()
-    print("Ratios for sluice with policy on (TPS: higher is better for sluice; CPU per transaction: lower is better)")
-    print(f"{'workload':<11} {'mode':<9} {'clients':>7}  {'TPS sluice/pgbouncer':>21} {'TPS sluice/direct':>18}"
-          f" {'TPS sluice-off/direct':>22} {'CPU/txn sluice/pgbouncer':>25}")
-    for config in configurations:
-        s_tps, s_cpu = get(config, "sluice")
-        o_tps, _ = get(config, "sluice-off")
-        p_tps, p_cpu = get(config, "pgbouncer")
-        d_tps, _ = get(config, "direct")
-        print(f"{config[0]:<11} {config[1]:<9} {config[2]:>7}  {fmt(ratio(s_tps, p_tps), '21.2f')}"
-              f" {fmt(ratio(s_tps, d_tps), '18.2f')} {fmt(ratio(o_tps, d_tps), '22.2f')}"
-              f" {fmt(ratio(s_cpu, p_cpu), '25.2f')}")
+    if present("audit-off") and present("policy-off"):
+        print()
+        print("Policy: audit-off (policy on) against policy-off (both with audit off);"
+              f" target TPS ratio >= {POLICY_TPS_TARGET:.2f}")
+        print(f"{'workload':<11} {'mode':<9} {'clients':>7}  {'TPS on/off':>10} {'CPU/txn on/off':>15}"
+              f" {'policy CPU us/txn':>18}")
+        for config in configurations:
+            on_tps, on_cpu = get(config, "audit-off")
+            off_tps, off_cpu = get(config, "policy-off")
+            tps_ratio = ratio(on_tps, off_tps)
+            verdict = "" if tps_ratio is None else ("  ok" if tps_ratio >= POLICY_TPS_TARGET else "  BELOW TARGET")
+            print(f"{config[0]:<11} {config[1]:<9} {config[2]:>7}  {fmt(tps_ratio, '10.2f')}"
+                  f" {fmt(ratio(on_cpu, off_cpu), '15.2f')} {fmt(difference(on_cpu, off_cpu), '18.1f')}{verdict}")
+
+    audit_modes = [t for t in AUDIT_TPS_TARGETS if present(t)]
+    if audit_modes and present("audit-off"):
+        print()
+        targets_text = ", ".join(f"{t} >= {AUDIT_TPS_TARGETS[t]:.2f}" for t in audit_modes)
+        print(f"Audit: TPS and CPU per transaction against audit-off (policy on in all); targets at -c 64: {targets_text}")
+        header = f"{'workload':<11} {'mode':<9} {'clients':>7} "
+        for t in audit_modes:
+            header += f" {'TPS ' + t + '/off':>21} {'CPU/txn ' + t + '/off':>25}"
+        print(header)
+        for config in configurations:
+            off_tps, off_cpu = get(config, "audit-off")
+            line = f"{config[0]:<11} {config[1]:<9} {config[2]:>7} "
+            for t in audit_modes:
+                tps, cpu = get(config, t)
+                tps_ratio = ratio(tps, off_tps)
+                mark = " "
+                if tps_ratio is not None and config[2] == 64:
+                    mark = "+" if tps_ratio >= AUDIT_TPS_TARGETS[t] else "!"
+                line += f" {fmt(tps_ratio, '20.2f')}{mark} {fmt(ratio(cpu, off_cpu), '25.2f')}"
+            print(line)
+        print("  (+: meets its -c 64 target, !: below it)")
+
+    product = next((t for t in ("audit-strict", "audit-async", "audit-off") if present(t)), None)
+    if product is not None:
+        print()
+        print(f"Ratios for sluice as {product} (TPS: higher is better for sluice; CPU per transaction: lower is better)")
+        print(f"{'workload':<11} {'mode':<9} {'clients':>7}  {'TPS sluice/pgbouncer':>21} {'TPS sluice/direct':>18}"
+              f" {'TPS policy-off/direct':>22} {'CPU/txn sluice/pgbouncer':>25}")
+        for config in configurations:
+            s_tps, s_cpu = get(config, product)
+            o_tps, _ = get(config, "policy-off")
+            p_tps, p_cpu = get(config, "pgbouncer")
+            d_tps, _ = get(config, "direct")
+            print(f"{config[0]:<11} {config[1]:<9} {config[2]:>7}  {fmt(ratio(s_tps, p_tps), '21.2f')}"
+                  f" {fmt(ratio(s_tps, d_tps), '18.2f')} {fmt(ratio(o_tps, d_tps), '22.2f')}"
+                  f" {fmt(ratio(s_cpu, p_cpu), '25.2f')}")
 
 
 if __name__ == "__main__":
