@@ -13,7 +13,7 @@ mkdir -p "$out"
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I.)
 
 declare -A sources=(
-  [session]="protocol/session_fuzz.cc protocol/session.cc protocol/wire.cc protocol/scram.cc core/out_queue.cc core/timer_wheel.cc core/log.cc"
+  [session]="protocol/session_fuzz.cc protocol/session.cc protocol/session_audit.cc protocol/wire.cc protocol/scram.cc audit/record.cc audit/writer.cc audit/chain.cc audit/ring.cc core/out_queue.cc core/timer_wheel.cc core/log.cc"
   [scram]="protocol/scram_fuzz.cc protocol/scram.cc"
   [toml]="core/toml_fuzz.cc core/toml.cc"
   [json]="core/json_fuzz.cc core/json.cc"
@@ -30,7 +30,11 @@ targets="${FUZZ_TARGETS:-session scram toml json sql_guard policy audit_listing}
 for target in $targets; do
   echo "== fuzz: building $target"
   # shellcheck disable=SC2086
-  "$cxx" "${flags[@]}" ${sources[$target]} ${libraries[$target]:-} -lcrypto -o "$out/$target"
+  if ! "$cxx" "${flags[@]}" ${sources[$target]} ${libraries[$target]:-} -lcrypto -o "$out/$target"; then
+    echo "fuzz: $target FAILED to build (its source list is in tools/fuzz.sh)"
+    failed=1
+    continue
+  fi
   work="$out/$target.corpus"
   rm -rf "$work" && mkdir -p "$work" "$out/$target.crashes"
   cp tests/fuzz/"$target"/* "$work"/

@@ -79,7 +79,7 @@ if [ "${#flavors[@]}" -gt 1 ]; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
-    problems+=("fuzz: a fuzzer found a crash (see build/fuzz/)")
+    problems+=("fuzz: a fuzz target failed to build or found a crash (see the fuzz output above and build/fuzz/)")
   fi
 fi
 
