@@ -117,6 +117,40 @@ std::string ValueChecker::where(std::string_view key, std::string_view label) {
   return "'" + std::string(key) + "' in " + std::string(label);
 }
 
+void ValueChecker::check_keys(const toml::Value& table, const std::string& label, const std::string& path,
+                              std::span<const std::string_view> known) {
+  for (const auto& [key, value] : table.entries) {
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    std::string hint = did_you_mean(key, known);
+    if (value.type == toml::Type::table || is_header_array(value)) {
+      bool array = value.type == toml::Type::array;
+      error(value.line, std::string("unknown table ") + (array ? "[[" : "[") + path + "." + toml::format_key(key) +
+                            (array ? "]]" : "]") + hint);
+    } else {
+      error(value.line, "unknown key " + quote_key(key) + " in " + label + hint);
+    }
+  }
+}
+
+std::optional<std::vector<const toml::Value*>> ValueChecker::strings(const toml::Value& table, std::string_view key,
+                                                                     const std::string& label) {
+  std::vector<const toml::Value*> out;
+  const toml::Value* value = table.find(key);
+  if (value == nullptr) return out;
+  bool ok = value->type == toml::Type::array &&
+            std::all_of(value->array.begin(), value->array.end(),
+                        [](const toml::Value& v) { return v.type == toml::Type::string; });
+  if (!ok) {
+    error(value->line, where(key, label) + " must be an array of strings, e.g. " + std::string(key) +
+                           " = [\"...\"], not " +
+                           (value->type == toml::Type::array ? std::string("an array holding other values")
+                                                             : std::string(toml::type_name(value->type))));
+    return std::nullopt;
+  }
+  for (const auto& element : value->array) out.push_back(&element);
+  return out;
+}
+
 const toml::Value* ValueChecker::get(const toml::Value& table, std::string_view key, toml::Type type,
                                      std::string_view label) {
   const toml::Value* value = table.find(key);

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/toml.h"
 
@@ -61,6 +62,11 @@ std::string format_size(int64_t bytes);
 // Parses "64MiB", "16 KiB", "512B". On failure, `problem` says why.
 std::optional<int64_t> parse_size(std::string_view text, std::string& problem);
 
+// True for an array of tables written as [[name]] sections.
+inline bool is_header_array(const toml::Value& value) {
+  return value.type == toml::Type::array && value.defined_by_header;
+}
+
 // The typed access a configuration loader needs. A loader derives from it and
 // implements error(); each accessor reports a problem there, naming the key as
 // "'key' in LABEL" (LABEL: "[gateway]", "[[groups.agents.rule]]", ...).
@@ -77,6 +83,15 @@ class ValueChecker {
   const toml::Value* get(const toml::Value& table, std::string_view key, toml::Type type, std::string_view label);
   // get(), and reports the key when it is missing.
   const toml::Value* require(const toml::Value& table, std::string_view key, toml::Type type, std::string_view label);
+
+  // Reports every key of `table` that `known` does not list. `path` is the table's
+  // header path ("groups.agents"), for naming unknown subtables.
+  void check_keys(const toml::Value& table, const std::string& label, const std::string& path,
+                  std::span<const std::string_view> known);
+
+  // The elements of an array of strings; empty when absent, nullopt when reported.
+  std::optional<std::vector<const toml::Value*>> strings(const toml::Value& table, std::string_view key,
+                                                         const std::string& label);
 
   // Integer in [low, high]; `out` is kept when absent or wrong. False when reported.
   template <typename T>

@@ -74,7 +74,7 @@ std::string normalise_command(std::string_view text) {
   return out;
 }
 
-bool is_header_array(const Value& value) { return value.type == Type::array && value.defined_by_header; }
+using core::is_header_array;
 
 class PolicyLoader : private core::ValueChecker {
  public:
@@ -121,41 +121,6 @@ class PolicyLoader : private core::ValueChecker {
   }
 
   // --- typed access --------------------------------------------------------------------
-
-  // Reports every key of `table` that `known` does not list. `path` is the table's
-  // header path ("groups.agents"), for naming unknown subtables.
-  void check_keys(const Value& table, const std::string& label, const std::string& path,
-                  std::span<const std::string_view> known) {
-    for (const auto& [key, value] : table.entries) {
-      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-      std::string hint = did_you_mean(key, known);
-      if (value.type == Type::table || is_header_array(value)) {
-        bool array = value.type == Type::array;
-        error(value.line, std::string("unknown table ") + (array ? "[[" : "[") + path + "." +
-                              core::toml::format_key(key) + (array ? "]]" : "]") + hint);
-      } else {
-        error(value.line, "unknown key " + core::quote_key(key) + " in " + label + hint);
-      }
-    }
-  }
-
-  // The elements of an array of strings; empty when absent, nullopt when reported.
-  std::optional<std::vector<const Value*>> strings(const Value& table, std::string_view key, const std::string& label) {
-    std::vector<const Value*> out;
-    const Value* value = table.find(key);
-    if (value == nullptr) return out;
-    bool ok = value->type == Type::array && std::all_of(value->array.begin(), value->array.end(),
-                                                        [](const Value& v) { return v.type == Type::string; });
-    if (!ok) {
-      error(value->line, where(key, label) + " must be an array of strings, e.g. " + std::string(key) +
-                             " = [\"...\"], not " +
-                             (value->type == Type::array ? std::string("an array holding other values")
-                                                         : std::string(core::toml::type_name(value->type))));
-      return std::nullopt;
-    }
-    for (const auto& element : value->array) out.push_back(&element);
-    return out;
-  }
 
   // Optional free text (a rule's message or hint): short, no control characters.
   void text(const Value& table, std::string_view key, const std::string& label, std::string& out) {

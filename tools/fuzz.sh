@@ -20,13 +20,17 @@ declare -A sources=(
   [audit_listing]="audit/listing_fuzz.cc audit/listing.cc audit/replay.cc audit/display.cc audit/record.cc core/json.cc"
   [sql_guard]="policy/sql_guard_fuzz.cc policy/sql_guard.cc"
   [policy]="policy/policy_fuzz.cc policy/engine.cc policy/classify.cc policy/statement.cc policy/policy.cc policy/parse_tree.cc policy/sql_guard.cc core/json.cc"
+  [mask_scanner]="mask/scanner_fuzz.cc mask/scanner.cc mask/patterns.cc mask/validators.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc mask/strategy.cc core/json.cc"
+  [value_rewrite]="mask/value_rewrite_fuzz.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc mask/strategy.cc mask/scanner.cc mask/patterns.cc mask/validators.cc core/json.cc"
 )
 # Libraries per target (all get -lcrypto).
 declare -A libraries=(
   [policy]="-l:libpg_query.a -lprotobuf-c"
+  [mask_scanner]="-lhs"
+  [value_rewrite]="-lhs"
 )
 failed=0
-targets="${FUZZ_TARGETS:-session scram toml json sql_guard policy audit_listing}"
+targets="${FUZZ_TARGETS:-session scram toml json sql_guard policy audit_listing mask_scanner value_rewrite}"
 for target in $targets; do
   echo "== fuzz: building $target"
   # shellcheck disable=SC2086

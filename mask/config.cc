@@ -1,0 +1,276 @@
+// The [mask] loader: [mask], [mask.strategies] and [[mask.pattern]] -> Masking. Like
+// the other loaders it checks every key and value, keeps going after a problem, and
+// reports each with its line; it also compiles the patterns (so a bad regex is a
+// config error, not a startup surprise) and loads the token key.
+#include "mask/config.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <optional>
+#include <utility>
+
+#include "core/config_values.h"
+
+namespace sluice::mask {
+namespace {
+
+using core::quote;
+using core::toml::Type;
+using core::toml::Value;
+
+constexpr std::string_view kMaskKeys[] = {"enabled",        "secrets",    "pii",    "exempt_groups",
+                                          "token_key_file", "strategies", "pattern"};
+constexpr std::string_view kPatternKeys[] = {"kind", "regex", "tier", "validator", "strategy", "description"};
+// Kinds appear in placeholders ("[masked:kind]") and as audit record keys.
+constexpr size_t kMaxKindBytes = 48;
+constexpr size_t kMaxRegexBytes = 4096;
+constexpr size_t kMaxUserPatterns = 256;
+
+bool valid_kind(std::string_view kind) {
+  if (kind.empty() || kind.size() > kMaxKindBytes || !(kind[0] >= 'a' && kind[0] <= 'z')) return false;
+  return std::all_of(kind.begin(), kind.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
+}
+
+// "redact", "null", "token", "partial" (keeps 4) or "partial:N" with N in 1..32.
+bool parse_strategy_spec(std::string_view text, StrategySpec& out) {
+  std::string_view name = text;
+  std::optional<int> keep;
+  if (size_t colon = text.find(':'); colon != std::string_view::npos) {
+    name = text.substr(0, colon);
+    std::string_view digits = text.substr(colon + 1);
+    if (digits.empty() || digits.size() > 2) return false;
+    int n = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return false;
+      n = n * 10 + (c - '0');
+    }
+    keep = n;
+  }
+  Strategy strategy;
+  if (!parse_strategy(name, strategy)) return false;
+  if (keep && (strategy != Strategy::partial || *keep < 1 || *keep > 32)) return false;
+  out.strategy = strategy;
+  out.keep_last = static_cast<uint8_t>(keep.value_or(4));
+  return true;
+}
+
+constexpr const char* kStrategyForms = "\"redact\", \"partial\", \"partial:N\" (N from 1 to 32), \"token\" or \"null\"";
+
+class MaskLoader : private core::ValueChecker {
+ public:
+  explicit MaskLoader(std::string base_dir) : base_dir_(std::move(base_dir)) {}
+
+  LoadedMasking load(const Value& root) {
+    const Value* mask = root.find("mask");
+    if (mask != nullptr && mask->type != Type::table) {
+      error(mask->line, core::is_header_array(*mask)
+                            ? "[[mask]] is not allowed: write [mask] (there is one mask section)"
+                            : "'mask' must be a table: write a [mask] section, not " +
+                                  std::string(core::toml::type_name(mask->type)));
+      mask = nullptr;
+    }
+    if (mask != nullptr) load_section(*mask);
+    std::vector<PatternSpec> patterns = builtin_patterns();
+    for (auto& pattern : config_.user_patterns) patterns.push_back(pattern);
+    apply_strategy_overrides(patterns);
+
+    LoadedMasking result;
+    auto masking = std::make_shared<Masking>();
+    if (config_.enabled && !has_errors()) {
+      PatternSet::Compiled compiled = PatternSet::compile(std::move(patterns));
+      if (!compiled.set) error(line_of_failed_pattern(compiled.error), compiled.error);
+      masking->patterns = std::move(compiled.set);
+      if (masking->patterns && needs_token_key(*masking->patterns)) load_token_key(*masking);
+    }
+    if (!has_errors()) {
+      masking->config = std::move(config_);
+      result.masking = std::move(masking);
+    }
+    result.problems = std::move(problems_);
+    return result;
+  }
+
+ private:
+  void error(int line, std::string message) override { problems_.push_back(MaskProblem{line, std::move(message), true}); }
+  void warning(int line, std::string message) { problems_.push_back(MaskProblem{line, std::move(message), false}); }
+  bool has_errors() const {
+    return std::any_of(problems_.begin(), problems_.end(), [](const MaskProblem& p) { return p.is_error; });
+  }
+
+  void load_section(const Value& table) {
+    const std::string label = "[mask]";
+    line_ = table.line;
+    check_keys(table, label, "mask", kMaskKeys);
+    if (const Value* v = get(table, "enabled", Type::boolean, label)) config_.enabled = v->boolean;
+    if (const Value* v = get(table, "secrets", Type::boolean, label)) config_.scan_secrets = v->boolean;
+    if (const Value* v = get(table, "pii", Type::boolean, label)) config_.scan_pii = v->boolean;
+    if (auto groups = strings(table, "exempt_groups", label)) {
+      for (const Value* group : *groups) config_.exempt_groups.push_back(group->string);
+    }
+    if (const Value* v = get(table, "token_key_file", Type::string, label)) {
+      if (v->string.empty()) error(v->line, "'token_key_file' in [mask] must name a file");
+      config_.token_key_file = v->string;
+      token_key_line_ = v->line;
+    }
+    if (const Value* strategies = table.find("strategies")) load_strategies(*strategies);
+    if (const Value* patterns = table.find("pattern")) load_patterns(*patterns);
+  }
+
+  // [mask.strategies]: kind = "strategy", checked against the kinds once all are known.
+  void load_strategies(const Value& table) {
+    if (table.type != Type::table) {
+      error(table.line, "'strategies' in [mask] must be a [mask.strategies] section of kind = \"strategy\" lines");
+      return;
+    }
+    for (const auto& [kind, value] : table.entries) {
+      StrategySpec spec;
+      if (value.type != Type::string || !parse_strategy_spec(value.string, spec)) {
+        error(value.line, "[mask.strategies] " + core::quote_key(kind) + " must be one of " + kStrategyForms);
+        continue;
+      }
+      config_.strategies.emplace_back(kind, spec);
+      strategy_lines_.push_back(value.line);
+    }
+  }
+
+  void load_patterns(const Value& value) {
+    if (!core::is_header_array(value)) {
+      error(value.line, "'pattern' in [mask] must be [[mask.pattern]] sections, one per pattern");
+      return;
+    }
+    if (value.array.size() > kMaxUserPatterns) {
+      error(value.line, "at most " + std::to_string(kMaxUserPatterns) + " [[mask.pattern]] sections are allowed");
+      return;
+    }
+    for (const Value& table : value.array) load_pattern(table);
+  }
+
+  void load_pattern(const Value& table) {
+    const std::string label = "[[mask.pattern]]";
+    check_keys(table, label, "mask.pattern", kPatternKeys);
+    PatternSpec spec;
+    bool ok = true;
+    if (const Value* kind = require(table, "kind", Type::string, label)) {
+      spec.kind = kind->string;
+      if (!valid_kind(spec.kind)) {
+        error(kind->line, "'kind' in [[mask.pattern]] must be 1 to " + std::to_string(kMaxKindBytes) +
+                              " characters of a-z, 0-9 and _, starting with a letter, not " + quote(spec.kind));
+        ok = false;
+      } else if (is_known_kind(spec.kind)) {
+        error(kind->line, "kind " + quote(spec.kind) +
+                              " is already defined (built-in kinds are listed in docs/masking.md); choose another name");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (const Value* regex = require(table, "regex", Type::string, label)) {
+      if (regex->string.empty() || regex->string.size() > kMaxRegexBytes) {
+        error(regex->line, "'regex' in [[mask.pattern]] must be 1 to " + std::to_string(kMaxRegexBytes) + " bytes");
+        ok = false;
+      }
+      spec.regex = regex->string;
+    } else {
+      ok = false;
+    }
+    spec.tier = Tier::secret;
+    if (const Value* tier = get(table, "tier", Type::string, label)) {
+      if (tier->string == "secret") spec.tier = Tier::secret;
+      else if (tier->string == "pii") spec.tier = Tier::pii;
+      else {
+        error(tier->line, "'tier' in [[mask.pattern]] must be \"secret\" (every text value) or \"pii\" "
+                          "(free-text columns), not " + quote(tier->string));
+        ok = false;
+      }
+    }
+    if (const Value* validator = get(table, "validator", Type::string, label)) {
+      bool found = false;
+      spec.validator = find_validator(validator->string, &found);
+      spec.validator_name = validator->string;
+      if (!found) {
+        error(validator->line, "unknown validator " + quote(validator->string) + " in [[mask.pattern]]: use one of " +
+                                   validator_names());
+        ok = false;
+      }
+    }
+    if (const Value* strategy = get(table, "strategy", Type::string, label)) {
+      if (!parse_strategy_spec(strategy->string, spec.strategy)) {
+        error(strategy->line, "'strategy' in [[mask.pattern]] must be one of " + std::string(kStrategyForms));
+        ok = false;
+      }
+    }
+    if (const Value* description = get(table, "description", Type::string, label)) spec.description = description->string;
+    if (spec.description.empty()) spec.description = "operator pattern";
+    if (!ok) return;
+    config_.user_patterns.push_back(std::move(spec));
+    pattern_lines_.push_back(table.line);
+  }
+
+  // The line of the [[mask.pattern]] a compile error names ("pattern 'kind': ...").
+  int line_of_failed_pattern(const std::string& message) const {
+    for (size_t i = 0; i < config_.user_patterns.size(); ++i)
+      if (message.find("'" + config_.user_patterns[i].kind + "'") != std::string::npos) return pattern_lines_[i];
+    return line_;
+  }
+
+  bool is_known_kind(std::string_view kind) const {
+    const auto& builtin = builtin_patterns();
+    auto named = [&](const PatternSpec& p) { return p.kind == kind; };
+    return std::any_of(builtin.begin(), builtin.end(), named) ||
+           std::any_of(config_.user_patterns.begin(), config_.user_patterns.end(), named);
+  }
+
+  void apply_strategy_overrides(std::vector<PatternSpec>& patterns) {
+    for (size_t i = 0; i < config_.strategies.size(); ++i) {
+      const auto& [kind, spec] = config_.strategies[i];
+      bool applied = false;
+      for (auto& pattern : patterns) {
+        if (pattern.kind != kind) continue;
+        pattern.strategy = spec;
+        applied = true;
+      }
+      if (!applied) error(strategy_lines_[i], "[mask.strategies] names unknown kind " + quote(kind) +
+                                                  " (built-in kinds are listed in docs/masking.md)");
+    }
+  }
+
+  bool needs_token_key(const PatternSet& set) const {
+    for (size_t i = 0; i < set.size(); ++i)
+      if (set.pattern(static_cast<uint32_t>(i)).strategy.strategy == Strategy::token) return true;
+    return false;
+  }
+
+  void load_token_key(Masking& masking) {
+    if (config_.token_key_file.empty()) {
+      error(line_, "the token strategy needs a key: set token_key_file in [mask] (e.g. a file made with "
+                   "`openssl rand -hex 32 > /etc/sluice/token.key; chmod 600 /etc/sluice/token.key`)");
+      return;
+    }
+    std::filesystem::path path(config_.token_key_file);
+    if (path.is_relative() && !base_dir_.empty()) path = std::filesystem::path(base_dir_) / path;
+    TokenKeyLoad loaded = TokenKey::load_file(path.string());
+    if (!loaded.key) {
+      error(token_key_line_, loaded.error);
+      return;
+    }
+    if (!loaded.warning.empty()) warning(token_key_line_, loaded.warning);
+    masking.token_key = std::make_shared<const TokenKey>(std::move(*loaded.key));
+  }
+
+  std::string base_dir_;
+  Config config_;
+  std::vector<MaskProblem> problems_;
+  std::vector<int> strategy_lines_;  // parallel to config_.strategies
+  int line_ = 0;                     // of [mask]
+  int token_key_line_ = 0;
+  std::vector<int> pattern_lines_;   // parallel to config_.user_patterns
+};
+
+}  // namespace
+
+LoadedMasking load_masking(const core::toml::Value& root, const std::string& base_dir) {
+  return MaskLoader(base_dir).load(root);
+}
+
+}  // namespace sluice::mask
