@@ -477,6 +477,10 @@ void Session::client_authenticated() {
       return;
     }
   }
+  if (ResultFilterFactory* filters = host_.result_filters()) {
+    static const std::vector<std::string> kNoGroups;
+    filter_ = filters->open(user_, gateway_user_ ? gateway_user_->groups : kNoGroups, *target_);
+  }
   if (audit_log_) {
     static const std::vector<std::string> kNoGroups;
     audit_ = std::make_unique<SessionAudit>(*audit_log_, peer_);
@@ -554,6 +558,11 @@ Disposition Session::backend_header(uint8_t type, uint32_t body_length) {
   last_backend_message_fatal_ = false;
   capturing_backend_error_ = type == 'E' && !refusals_.empty();
   if (capturing_backend_error_) return Disposition::capture;  // counted as relayed: relay_backend_error
+  if (filter_) {
+    filtering_backend_message_ = filter_->inspects(type);
+    if (filtering_backend_message_) return Disposition::capture;  // counted as relayed: relay_filtered
+    filter_->passed(type);
+  }
   if (audit_) audit_->on_server_header(type, body_length);
   if (type == 'Z' || type == 'E') return Disposition::forward_and_peek;
   if (audit_ && (type == 'C' || type == 'I' || type == 's')) return Disposition::forward_and_peek;
@@ -563,6 +572,10 @@ Disposition Session::backend_header(uint8_t type, uint32_t body_length) {
 bool Session::backend_message(uint8_t type, std::span<const uint8_t> body) {
   if (state_ == State::connecting) return handle_backend_login_message(type, body);
   if (state_ != State::ready) return false;
+  if (filtering_backend_message_) {
+    filtering_backend_message_ = false;
+    if (!relay_filtered(type, body)) return false;
+  }
   if (type == 'Z') {
     transaction_status_ = body.empty() ? 'I' : static_cast<char>(body[0]);
     if (in_flight_ > 0) --in_flight_;
@@ -662,6 +675,7 @@ std::vector<uint8_t> Session::substitute_for_refused(uint8_t type, std::span<con
 }
 
 void Session::relay_backend_error(std::span<const uint8_t> body) {
+  if (filter_ && !filter_->inspects('E')) filter_->passed('E');
   std::vector<ErrorField> fields;
   if (parse_error_fields(body, fields)) {
     const std::string_view message = error_field(fields, 'M');
@@ -687,9 +701,41 @@ void Session::relay_backend_error(std::span<const uint8_t> body) {
     }
   }
   // Not ours (an earlier error, 25P02 in an aborted transaction...): pass it on.
-  to_client_.push_copy(reframe('E', body));
-  if (audit_) audit_->on_server_header('E', static_cast<uint32_t>(body.size()));
+  if (filter_ && filter_->inspects('E')) {
+    if (!relay_filtered('E', body)) return;
+  } else {
+    to_client_.push_copy(reframe('E', body));
+    if (audit_) audit_->on_server_header('E', static_cast<uint32_t>(body.size()));
+  }
   note_backend_error(body);
+}
+
+bool Session::relay_filtered(uint8_t type, std::span<const uint8_t> body) {
+  std::vector<uint8_t> replacement;
+  ErrorInfo refusal;
+  switch (filter_->filter(type, body, replacement, refusal)) {
+    case ResultFilter::Action::forward:
+      to_client_.push_copy(reframe(type, body));
+      if (audit_) audit_->on_server_header(type, static_cast<uint32_t>(body.size()));
+      return true;
+    case ResultFilter::Action::replace:
+      to_client_.push_copy(replacement);
+      if (audit_) {
+        audit_->on_server_header(type, static_cast<uint32_t>(replacement.size() - 5));
+        audit_->on_masked(filter_->take_masked_counts());
+      }
+      return true;
+    case ResultFilter::Action::refuse:
+      break;
+  }
+  refusal.severity = "FATAL";
+  // Nothing of the message reached the client; the rest of its result would follow
+  // it, so the session ends here rather than forward anything it could not judge.
+  LOG_WARN("%s: %s from target \"%s\" could not be masked; closing the session: %s", peer_.c_str(),
+           backend_message_name(type), target_->name.c_str(), refusal.message.c_str());
+  if (audit_) audit_->on_error(refusal.sqlstate);
+  fail(refusal);
+  return false;
 }
 
 void Session::forget_finished_refusals() {

@@ -17,6 +17,7 @@
 #include "core/out_queue.h"
 #include "core/timer_wheel.h"
 #include "protocol/frame_reader.h"
+#include "protocol/result_filter.h"
 #include "protocol/scram.h"
 #include "protocol/session_audit.h"
 #include "protocol/settings.h"
@@ -47,6 +48,8 @@ class SessionHost {
   virtual core::TimerWheel& timers() = 0;
   // Statement policy for this shard; nullptr: statements are forwarded unjudged.
   virtual StatementGateFactory* statement_gates() { return nullptr; }
+  // Result masking for this shard; nullptr: results are forwarded untouched.
+  virtual ResultFilterFactory* result_filters() { return nullptr; }
   // The shard's audit log; nullptr: nothing is recorded.
   virtual audit::ShardLog* audit_log() { return nullptr; }
   // The session waits for the audit writer (a record to become durable, or room in
@@ -155,6 +158,9 @@ class Session {
   // error for the substitute statement; anything else passes through.
   void relay_backend_error(std::span<const uint8_t> body);
   void note_backend_error(std::span<const uint8_t> body);
+  // A held backend message: sends the client what the result filter makes of it.
+  // False when it could not be made safe (the session is then failing).
+  bool relay_filtered(uint8_t type, std::span<const uint8_t> body);
   void forget_finished_refusals();
 
   void send_to_client(const std::vector<uint8_t>& bytes);
@@ -235,6 +241,10 @@ class Session {
   uint32_t next_refusal_ref_ = 0;
   std::string refusal_marker_;  // "sluice: statement blocked by policy (ref <random>-", made on first use
   bool capturing_backend_error_ = false;
+
+  // Result masking (null when nothing is masked for this identity and target).
+  std::unique_ptr<ResultFilter> filter_;
+  bool filtering_backend_message_ = false;  // the message being read is held for filter_
 
   // Audit trail (null when the host has none). Invariant: audit_held_ holds, in order,
   // every client message after the first one whose statement record

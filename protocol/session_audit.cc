@@ -1,5 +1,6 @@
 #include "protocol/session_audit.h"
 
+#include <algorithm>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -144,7 +145,7 @@ audit::JsonWriter SessionAudit::begin_statement(std::string& body, std::string_v
 
 uint64_t SessionAudit::finish_statement(std::string& body, bool extended, uint64_t ends_at) {
   audit::finish_body(body);
-  open_.push_back(Open{seq_, ends_at, audit::now_unix_micros(), extended, {}, 0, 0, {}});
+  open_.push_back(Open{seq_, ends_at, audit::now_unix_micros(), extended, {}, 0, 0, {}, {}});
   return log_.append(std::move(body));
 }
 
@@ -311,8 +312,23 @@ void SessionAudit::write_outcome(const Open& open) {
   writer.number("rows", open.rows).number("bytes", open.bytes);
   if (!open.sqlstate.empty()) writer.string("sqlstate", open.sqlstate);
   writer.number("duration_us", static_cast<uint64_t>(now - open.started_us));
+  if (!open.masked.empty()) {
+    writer.key("masked").begin_object();
+    for (const auto& [kind, count] : open.masked) writer.number(kind, count);
+    writer.end_object();
+  }
   audit::finish_body(body);
   log_.append(std::move(body));
+}
+
+void SessionAudit::on_masked(const std::vector<std::pair<std::string, uint64_t>>& counts) {
+  if (open_.empty()) return;  // nothing open to charge it to (an asynchronous notice)
+  auto& masked = open_.front().masked;
+  for (const auto& found : counts) {
+    auto it = std::find_if(masked.begin(), masked.end(), [&](const auto& entry) { return entry.first == found.first; });
+    if (it == masked.end()) masked.push_back(found);
+    else it->second += found.second;
+  }
 }
 
 }  // namespace sluice::protocol

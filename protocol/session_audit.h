@@ -44,6 +44,8 @@ class SessionAudit {
   void on_command_complete(std::span<const uint8_t> body);
   void on_error(std::string_view sqlstate);  // the SQLSTATE the client was sent
   void on_execute_ended();                   // EmptyQueryResponse, PortalSuspended
+  // Values the result filter masked in what the client was just sent, by kind.
+  void on_masked(const std::vector<std::pair<std::string, uint64_t>>& counts);
   void on_ready_for_query();
 
   void add_client_bytes(uint64_t n) { bytes_in_ += n; }
@@ -69,6 +71,7 @@ class SessionAudit {
     uint64_t rows = 0;
     uint64_t bytes = 0;
     std::string sqlstate;
+    std::vector<std::pair<std::string, uint64_t>> masked;  // by kind, in order first seen
   };
 
   uint64_t record_query(std::span<const uint8_t> body, const Verdict& verdict);

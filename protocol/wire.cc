@@ -196,6 +196,58 @@ bool parse_error_fields(std::span<const uint8_t> body, std::vector<ErrorField>& 
   }
 }
 
+std::vector<uint8_t> error_fields_message(char type, const std::vector<ErrorField>& fields) {
+  MessageBuilder b(type);
+  for (const auto& f : fields) b.byte(static_cast<uint8_t>(f.code)).cstring(f.value);
+  return b.byte(0).finish();
+}
+
+bool parse_row_description(std::span<const uint8_t> body, std::vector<ColumnDescription>& columns) {
+  BodyReader r(body);
+  columns.clear();
+  int16_t count;
+  if (!r.int16(count) || count < 0 || count > kMaxResultColumns) return false;
+  columns.resize(static_cast<size_t>(count));
+  for (auto& c : columns) {
+    int32_t table_oid, type_oid;
+    if (!r.cstring(c.name) || !r.int32(table_oid) || !r.int16(c.column_number) || !r.int32(type_oid) ||
+        !r.int16(c.type_size) || !r.int32(c.type_modifier) || !r.int16(c.format))
+      return false;
+    c.table_oid = static_cast<uint32_t>(table_oid);
+    c.type_oid = static_cast<uint32_t>(type_oid);
+  }
+  return r.at_end();
+}
+
+bool parse_data_row(std::span<const uint8_t> body, std::vector<RowValue>& values) {
+  BodyReader r(body);
+  values.clear();
+  int16_t count;
+  if (!r.int16(count) || count < 0 || count > kMaxResultColumns) return false;
+  values.resize(static_cast<size_t>(count));
+  for (auto& v : values) {
+    int32_t length;
+    if (!r.int32(length) || length < -1) return false;
+    v.is_null = length == -1;
+    if (!v.is_null && !r.bytes(static_cast<size_t>(length), v.bytes)) return false;
+  }
+  return r.at_end();
+}
+
+std::vector<uint8_t> data_row(std::span<const RowValue> values) {
+  MessageBuilder b('D');
+  b.int16(static_cast<int16_t>(values.size()));
+  for (const auto& v : values) {
+    if (v.is_null) {
+      b.int32(-1);
+    } else {
+      if (v.bytes.size() > kMaxEncodedMessage) return {};
+      b.int32(static_cast<int32_t>(v.bytes.size())).bytes(v.bytes);
+    }
+  }
+  return b.finish();
+}
+
 std::string_view error_field(const std::vector<ErrorField>& fields, char code) {
   for (const auto& f : fields)
     if (f.code == code) return f.value;

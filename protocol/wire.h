@@ -107,6 +107,36 @@ bool parse_error_fields(std::span<const uint8_t> body, std::vector<ErrorField>& 
 // The value of field `code`, or empty.
 std::string_view error_field(const std::vector<ErrorField>& fields, char code);
 
+// Builds an ErrorResponse ('E') or NoticeResponse ('N') from its fields, in order.
+std::vector<uint8_t> error_fields_message(char type, const std::vector<ErrorField>& fields);
+
+// Result sets. PostgreSQL allows at most 1664 columns in a result (MaxTupleAttributeNumber);
+// sluice refuses more rather than size anything by a peer's count.
+inline constexpr uint16_t kMaxResultColumns = 1664;
+
+// One column of a RowDescription. `name` points into the message body.
+struct ColumnDescription {
+  std::string_view name;
+  uint32_t table_oid = 0;  // 0: not a table column (an expression)
+  int16_t column_number = 0;
+  uint32_t type_oid = 0;
+  int16_t type_size = 0;
+  int32_t type_modifier = 0;
+  int16_t format = 0;  // 0 text, 1 binary (always 0 in a statement's Describe)
+};
+bool parse_row_description(std::span<const uint8_t> body, std::vector<ColumnDescription>& columns);
+
+// One value of a DataRow: its bytes point into the message body.
+struct RowValue {
+  bool is_null = false;
+  std::span<const uint8_t> bytes;
+};
+// Fails on a malformed row or more than kMaxResultColumns values.
+bool parse_data_row(std::span<const uint8_t> body, std::vector<RowValue>& values);
+
+// Builds a DataRow. Returns an empty vector if it would exceed kMaxEncodedMessage.
+std::vector<uint8_t> data_row(std::span<const RowValue> values);
+
 // A parsed StartupMessage (protocol 3.x).
 struct StartupPacket {
   uint32_t version = 0;

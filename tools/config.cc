@@ -189,8 +189,9 @@ constexpr Section kUser{"user", "[[user]]"};
 constexpr Section kAudit{"audit", "[audit]"};
 constexpr Section kAuditSink{"audit.sink", "[audit.sink]"};
 
-// "policy" and "groups" are policy::kPolicyTopLevelKeys, loaded by policy/config.
-constexpr std::string_view kTopLevelKeys[] = {"gateway", "target", "user", "audit", "policy", "groups"};
+// "policy" and "groups" are policy::kPolicyTopLevelKeys, loaded by policy/config;
+// "mask" is mask::kMaskTopLevelKeys, loaded by mask/config.
+constexpr std::string_view kTopLevelKeys[] = {"gateway", "target", "user", "audit", "policy", "groups", "mask"};
 constexpr std::string_view kAuditKeys[] = {"enabled",     "directory",   "mode",      "segment_size",    "segment_age",
                                            "retain_age",  "retain_size", "ring_size", "max_param_bytes", "async_flush",
                                            "sink"};
@@ -277,7 +278,7 @@ class Loader : private core::ValueChecker {
           error(value.line, "'" + key + "' must be [[" + key + "]] sections, not " +
                                 std::string(core::toml::type_name(value.type)));
         }
-      } else if (!is_known(key, policy::kPolicyTopLevelKeys)) {
+      } else if (!is_known(key, policy::kPolicyTopLevelKeys) && !is_known(key, mask::kMaskTopLevelKeys)) {
         unknown_top_level(key, value);
       }
     }
@@ -294,6 +295,7 @@ class Loader : private core::ValueChecker {
       for (const auto& table : users->array) load_user(table);
     }
     load_policy(root);
+    load_masking(root);
     if (audit != nullptr) load_audit(*audit);
   }
 
@@ -409,6 +411,12 @@ class Loader : private core::ValueChecker {
     result_.policy = std::move(loaded.policy);
   }
 
+  void load_masking(const Value& root) {
+    mask::LoadedMasking loaded = mask::load_masking(root, base_dir_);
+    for (auto& problem : loaded.problems) add(problem.line, std::move(problem.message), problem.is_error);
+    result_.masking = std::move(loaded.masking);
+  }
+
   void unknown_top_level(const std::string& key, const Value& value) {
     if (value.type == Type::table || (value.type == Type::array && value.defined_by_header)) {
       bool array = value.type == Type::array;
@@ -429,17 +437,7 @@ class Loader : private core::ValueChecker {
 
   // Reports every key of `table` that `known` does not list.
   void check_keys(const Value& table, const Section& section, std::span<const std::string_view> known) {
-    for (const auto& [key, value] : table.entries) {
-      if (is_known(key, known)) continue;
-      std::string hint = did_you_mean(key, known);
-      if (value.type == Type::table || (value.type == Type::array && value.defined_by_header)) {
-        bool array = value.type == Type::array;
-        error(value.line, std::string("unknown table ") + (array ? "[[" : "[") + std::string(section.name) + "." +
-                              core::toml::format_key(key) + (array ? "]]" : "]") + hint);
-      } else {
-        error(value.line, "unknown key " + quote_key(key) + " in " + std::string(section.label) + hint);
-      }
-    }
+    ValueChecker::check_keys(table, std::string(section.label), std::string(section.name), known);
   }
 
   // --- typed access ----------------------------------------------------------------------

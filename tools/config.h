@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "audit/config.h"
+#include "mask/config.h"
 #include "policy/policy.h"
 #include "protocol/settings.h"
 
@@ -28,6 +29,8 @@ struct LoadedConfig {
   protocol::Settings settings;
   // The statement policy; set whenever ok().
   std::shared_ptr<const policy::Policy> policy;
+  // The [mask] section: compiled patterns and key; set whenever ok().
+  std::shared_ptr<const mask::Masking> masking;
   // The [audit] section (defaults when absent).
   audit::Config audit;
   // Sorted by line (whole-file diagnostics first).

@@ -177,6 +177,7 @@ struct Shard::Connection final : protocol::SessionHost {
   protocol::StatementGateFactory* statement_gates() override {
     return shard.gates_ && shard.gates_->enabled() ? shard.gates_.get() : nullptr;
   }
+  protocol::ResultFilterFactory* result_filters() override { return shard.masking_.get(); }
   audit::ShardLog* audit_log() override { return shard.audit_log_; }
   void wait_for_audit() override {
     if (waiting_for_audit) return;
@@ -212,6 +213,7 @@ Shard::~Shard() {
 
 bool Shard::init(std::string& problem) {
   install_policy_if_changed();
+  install_masking_if_changed();
   core::Reactor::Options options;
   options.buffer_size = settings_.gateway.recv_buffer_bytes;
   options.buffer_count = settings_.gateway.recv_buffers_per_shard;
@@ -538,6 +540,7 @@ void Shard::on_tick() {
     timers_.advance();
   }
   install_policy_if_changed();
+  install_masking_if_changed();
   // Records that did not fit in the ring (session ends, say) move on even when no
   // session is waiting for the writer.
   if (audit_log_ != nullptr && audit_log_->congested()) {
@@ -561,6 +564,18 @@ void Shard::install_policy_if_changed() {
     gates_->install(std::move(policy));
   else
     gates_ = std::make_unique<policy::PolicyGates>(std::move(policy));
+}
+
+void Shard::install_masking_if_changed() {
+  const uint64_t version = shared_.masking_version.load(std::memory_order_acquire);
+  if (masking_ && version == masking_version_) return;
+  std::shared_ptr<const mask::Masking> masking;
+  {
+    std::lock_guard lock(shared_.masking_mutex);
+    masking = shared_.masking;
+  }
+  masking_version_ = version;
+  if (masking) masking_ = std::make_unique<mask::ShardMasking>(std::move(masking));
 }
 
 void Shard::on_wake(uint64_t value) {

@@ -16,6 +16,7 @@
 #include "core/reactor.h"
 #include "core/timer_wheel.h"
 #include "audit/writer.h"
+#include "mask/filter.h"
 #include "policy/gate.h"
 #include "protocol/scram.h"
 #include "protocol/session.h"
@@ -36,6 +37,12 @@ struct GatewayShared {
   std::mutex policy_mutex;
   std::shared_ptr<const policy::Policy> policy;
   std::atomic<uint64_t> policy_version{0};
+
+  // Masking, reloaded like the policy: replaced under the mutex, version bumped, and
+  // each shard installs it on its next tick (open sessions keep what they started with).
+  std::mutex masking_mutex;
+  std::shared_ptr<const mask::Masking> masking;
+  std::atomic<uint64_t> masking_version{0};
 
   // The audit trail: one log and one wake eventfd per shard (empty when audit is off).
   std::vector<audit::ShardLog*> audit_logs;
@@ -74,6 +81,7 @@ class Shard {
   void on_connect(Connection& conn, const core::Completion& c);
   void on_tick();
   void install_policy_if_changed();
+  void install_masking_if_changed();
   void on_wake(uint64_t value);
   // The audit writer made progress: move waiting records into the ring, and let the
   // sessions that wait for it go on.
@@ -127,6 +135,8 @@ class Shard {
 
   std::unique_ptr<policy::PolicyGates> gates_;  // this shard's policy engine
   uint64_t policy_version_ = 0;                  // of the policy gates_ holds
+  std::unique_ptr<mask::ShardMasking> masking_;  // this shard's scanner; null until installed
+  uint64_t masking_version_ = 0;                 // of the masking masking_ holds
 };
 
 }  // namespace sluice::tools

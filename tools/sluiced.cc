@@ -98,10 +98,21 @@ sluice::protocol::scram::Key derive_mock_secret(const sluice::protocol::Settings
   return key;
 }
 
+// "secrets and PII (52 patterns)", for the startup and reload log lines.
+std::string describe_masking(const sluice::mask::Masking& masking) {
+  const auto& c = masking.config;
+  if (!c.enabled || (!c.scan_secrets && !c.scan_pii)) return "DISABLED";
+  std::string out = c.scan_secrets && c.scan_pii ? "secrets and PII" : c.scan_secrets ? "secrets only" : "PII only";
+  out += " (" + std::to_string(masking.patterns ? masking.patterns->size() : 0) + " patterns";
+  if (!c.exempt_groups.empty()) out += ", " + std::to_string(c.exempt_groups.size()) + " exempt group(s)";
+  return out + ")";
+}
+
 }  // namespace
 
-// SIGHUP: reload [policy] and [groups] from the file. A file with any error changes
-// nothing; open sessions stay connected and their next statement meets the new policy.
+// SIGHUP: reload [policy], [groups] and [mask] from the file. A file with any error
+// changes nothing; open sessions stay connected, their next statement meets the new
+// policy, and sessions opened from then on are masked by the new [mask].
 void reload_policy(const std::string& config_path, GatewayShared& shared) {
   sluice::tools::LoadedConfig reloaded = sluice::tools::load_config_file(config_path);
   for (const auto& d : reloaded.diagnostics) {
@@ -121,8 +132,15 @@ void reload_policy(const std::string& config_path, GatewayShared& shared) {
     shared.policy = std::move(reloaded.policy);
   }
   shared.policy_version.fetch_add(1, std::memory_order_release);
-  LOG_INFO("SIGHUP: policy reloaded from %s (%zu group(s)%s); listeners, targets and users change only at restart",
-           config_path.c_str(), groups, enabled ? "" : ", policy DISABLED");
+  const std::string masking = describe_masking(*reloaded.masking);
+  {
+    std::lock_guard lock(shared.masking_mutex);
+    shared.masking = std::move(reloaded.masking);
+  }
+  shared.masking_version.fetch_add(1, std::memory_order_release);
+  LOG_INFO("SIGHUP: policy reloaded from %s (%zu group(s)%s), masking: %s; listeners, targets and users change only "
+           "at restart",
+           config_path.c_str(), groups, enabled ? "" : ", policy DISABLED", masking.c_str());
 }
 
 int main(int argc, char** argv) {
@@ -196,6 +214,11 @@ int main(int argc, char** argv) {
   shared.policy = loaded.policy;
   if (!loaded.policy->enabled)
     LOG_WARN("[policy] enabled = false: statements are forwarded without being judged; not for production");
+  shared.masking = loaded.masking;
+  if (!loaded.masking->config.enabled)
+    LOG_WARN("[mask] enabled = false: results reach clients unmasked; not for production");
+  else
+    LOG_INFO("masking: %s", describe_masking(*loaded.masking).c_str());
 
   // The audit trail: opened (and its chain recovered) before any client is accepted.
   std::unique_ptr<sluice::audit::Writer> audit_writer;

@@ -219,6 +219,9 @@ struct SluicedOptions {
   // "mode = \"async\"\n". The default is strict mode: every integration test runs
   // with the audit trail on, as users do.
   std::string audit_toml{};
+  // Masking: empty means the defaults (secrets and PII scanned, as users run it);
+  // otherwise this TOML text (a [mask] section, [[mask.pattern]]s...) is written as is.
+  std::string mask_toml{};
 };
 
 // app -> sluice_app (SCRAM), app_md5 -> md5_user (md5), app_plain -> plain_user (password).

@@ -1,0 +1,420 @@
+// ResultMasker: the per-session half of masking (filter.h). Every inspected message is
+// parsed with protocol/wire.h's bounded readers; one that cannot be parsed cannot be
+// judged, so it is refused rather than forwarded.
+#include "mask/filter.h"
+
+#include <algorithm>
+
+#include "core/log.h"
+
+namespace sluice::mask {
+namespace {
+
+using protocol::BodyReader;
+using protocol::ErrorInfo;
+using protocol::MessageBuilder;
+using Action = protocol::ResultFilter::Action;
+
+// Which families can hold text worth scanning. Numbers, times, booleans, uuids,
+// network addresses and bit strings are skipped by type: no secret fits in them.
+bool family_holds_text(TypeFamily family) {
+  switch (family) {
+    case TypeFamily::unknown:
+    case TypeFamily::string_like:
+    case TypeFamily::json:
+    case TypeFamily::jsonb:
+    case TypeFamily::bytea:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// When findings in one value ask for different strategies, the most protective wins.
+int protection(Strategy strategy) {
+  switch (strategy) {
+    case Strategy::null: return 3;
+    case Strategy::redact: return 2;
+    case Strategy::token: return 1;
+    case Strategy::partial: return 0;
+  }
+  return 3;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// bytea's text form "\x6a6f..." -> the bytes. False when it is not that form (the
+// escape form keeps printable bytes as they are, so it is scanned as it comes).
+bool decode_hex_bytea(std::string_view text, std::string& out) {
+  if (text.size() < 2 || text[0] != '\\' || text[1] != 'x' || text.size() % 2 != 0) return false;
+  out.clear();
+  out.reserve((text.size() - 2) / 2);
+  for (size_t i = 2; i < text.size(); i += 2) {
+    const int high = hex_digit(text[i]), low = hex_digit(text[i + 1]);
+    if (high < 0 || low < 0) return false;
+    out.push_back(static_cast<char>(high << 4 | low));
+  }
+  return true;
+}
+
+std::string_view as_text(std::span<const uint8_t> bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+ErrorInfo refusal_error(std::string message, std::string hint) {
+  ErrorInfo e;
+  e.severity = "FATAL";
+  e.sqlstate = "XX000";
+  e.message = std::move(message);
+  e.hint = std::move(hint);
+  return e;
+}
+
+// Error and notice fields that carry no data: severity, SQLSTATE, positions and the
+// server's source location. Everything else (message, detail, hint, context, the
+// internal query, object names) can quote a value and is scanned.
+bool field_holds_data(char code) {
+  switch (code) {
+    case 'S': case 'V': case 'C': case 'P': case 'p': case 'F': case 'L': case 'R':
+      return false;
+    default:
+      return true;
+  }
+}
+
+constexpr std::string_view kUnscannedKind = "unscanned";
+constexpr uint32_t kTextOid = 25;  // error, notice, notification and COPY text is masked as text
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// ShardMasking
+
+ShardMasking::ShardMasking(std::shared_ptr<const Masking> masking) : masking_(std::move(masking)) {
+  if (masking_ && masking_->config.enabled && masking_->patterns) {
+    scanner_ = std::make_shared<Scanner>(masking_->patterns);
+    if (!scanner_->ready()) LOG_ERROR("masking: Hyperscan scratch space could not be allocated; values are masked unscanned");
+  }
+}
+
+bool ShardMasking::exempt(const std::vector<std::string>& groups) const {
+  if (!masking_) return true;
+  const auto& exempt = masking_->config.exempt_groups;
+  return std::any_of(groups.begin(), groups.end(),
+                     [&](const std::string& g) { return std::find(exempt.begin(), exempt.end(), g) != exempt.end(); });
+}
+
+std::unique_ptr<protocol::ResultFilter> ShardMasking::open(const std::string& /*user*/,
+                                                           const std::vector<std::string>& groups,
+                                                           const protocol::Target& /*target*/) {
+  if (!scanner_ || exempt(groups)) return nullptr;
+  if (!masking_->config.scan_secrets && !masking_->config.scan_pii) return nullptr;
+  return std::make_unique<ResultMasker>(masking_, scanner_);
+}
+
+// ---------------------------------------------------------------------------
+// ResultMasker
+
+ResultMasker::ResultMasker(std::shared_ptr<const Masking> masking, std::shared_ptr<Scanner> scanner)
+    : masking_(std::move(masking)), scanner_(std::move(scanner)) {}
+
+bool ResultMasker::inspects(uint8_t type) const {
+  switch (type) {
+    case 'T':  // RowDescription: the plan for the rows that follow
+    case 'D':  // DataRow
+    case 'E':  // ErrorResponse
+    case 'N':  // NoticeResponse
+    case 'A':  // NotificationResponse
+    case 'V':  // FunctionCallResponse
+    case 'H':  // CopyOutResponse: text or binary
+    case 'd':  // CopyData (COPY TO STDOUT)
+      return true;
+    default:
+      return false;
+  }
+}
+
+void ResultMasker::passed(uint8_t type) {
+  switch (type) {
+    case 't':  // ParameterDescription: a statement Describe, whose RowDescription follows
+      after_parameter_description_ = true;
+      return;
+    case 'S':  // ParameterStatus arrives between any two messages; it ends nothing
+      return;
+    case 'c':  // CopyDone
+      copy_binary_ = false;
+      break;
+    default:
+      break;
+  }
+  // CommandComplete, BindComplete, NoData, PortalSuspended, ReadyForQuery...: the
+  // rows of the current description are over (or were never described).
+  after_parameter_description_ = false;
+  described_ = false;
+  plan_.clear();
+}
+
+Action ResultMasker::filter(uint8_t type, std::span<const uint8_t> body, std::vector<uint8_t>& replacement,
+                            ErrorInfo& refusal) {
+  switch (type) {
+    case 'T':
+      describe(body);
+      return Action::forward;
+    case 'D':
+      return data_row(body, replacement, refusal);
+    case 'E':
+      described_ = false;
+      plan_.clear();
+      return error_or_notice(type, body, replacement);
+    case 'N':
+      return error_or_notice(type, body, replacement);
+    case 'A':
+      return notification(body, replacement);
+    case 'V':
+      return function_result(body, replacement);
+    case 'H':
+      copy_out_started(body);
+      return Action::forward;
+    case 'd':
+      return copy_data(body, replacement, refusal);
+    default:
+      return Action::forward;
+  }
+}
+
+std::vector<std::pair<std::string, uint64_t>> ResultMasker::take_masked_counts() {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  out.swap(counts_);
+  return out;
+}
+
+void ResultMasker::count(uint32_t pattern_index) {
+  const std::string& kind = scanner_->patterns().pattern(pattern_index).kind;
+  for (auto& [k, n] : counts_) {
+    if (k == kind) {
+      ++n;
+      return;
+    }
+  }
+  counts_.emplace_back(kind, 1);
+}
+
+TierSet ResultMasker::tiers(bool pii) const {
+  const bool secrets = masking_->config.scan_secrets;
+  pii = pii && masking_->config.scan_pii;
+  if (secrets && pii) return TierSet::all;
+  return pii ? TierSet::pii : TierSet::secrets;
+}
+
+void ResultMasker::describe(std::span<const uint8_t> body) {
+  const bool of_statement = after_parameter_description_;
+  after_parameter_description_ = false;
+  plan_.clear();
+  described_ = false;
+  // A statement's description carries no formats (they come with each Bind), and its
+  // rows arrive after a BindComplete: they are planned as undescribed.
+  if (of_statement) return;
+  std::vector<protocol::ColumnDescription> columns;
+  if (!protocol::parse_row_description(body, columns)) return;  // rows masked as undescribed
+  plan_.reserve(columns.size());
+  for (const auto& column : columns) {
+    ColumnPlan plan;
+    plan.type = classify_type(column.type_oid);
+    plan.known = column.format == 0 || column.format == 1;
+    plan.format = column.format == 1 ? ValueFormat::binary : ValueFormat::text;
+    plan.scan = !plan.known || family_holds_text(plan.type.family);
+    plan.scan_pii = plan.scan;
+    plan.hex_bytea = plan.known && plan.type.family == TypeFamily::bytea && plan.format == ValueFormat::text;
+    plan_.push_back(plan);
+  }
+  described_ = true;
+}
+
+Action ResultMasker::data_row(std::span<const uint8_t> body, std::vector<uint8_t>& replacement, ErrorInfo& refusal) {
+  if (!protocol::parse_data_row(body, values_)) {
+    refusal = refusal_error("the server sent a malformed DataRow; sluice cannot mask it, so it closed the session",
+                            "this is a server or network fault; reconnect and retry");
+    return Action::refuse;
+  }
+  const size_t n = values_.size();
+  const bool planned = described_ && plan_.size() == n;
+  static const ColumnPlan kUndescribed{};  // unknown type: scan everything, mask findings whole
+  auto plan_of = [&](size_t i) -> const ColumnPlan& { return planned ? plan_[i] : kUndescribed; };
+
+  scan_values_.assign(n, std::string_view());
+  if (decoded_.size() < n) decoded_.resize(n);
+  bool any = false, pii = false;
+  for (size_t i = 0; i < n; ++i) {
+    const ColumnPlan& plan = plan_of(i);
+    if (values_[i].is_null || !plan.scan) continue;
+    std::string_view value = as_text(values_[i].bytes);
+    if (plan.hex_bytea && decode_hex_bytea(value, decoded_[i])) value = decoded_[i];
+    scan_values_[i] = value;
+    any = true;
+    pii = pii || plan.scan_pii;
+  }
+  if (!any) return Action::forward;
+
+  const ScanStatus status = scanner_->scan_row(scan_values_, tiers(pii), found_);
+  if (status == ScanStatus::ok && found_.findings.empty() && found_.saturated.empty()) return Action::forward;
+
+  replacements_.resize(n);
+  std::vector<protocol::RowValue> out(values_.begin(), values_.end());
+  for (size_t i = 0; i < n; ++i) {
+    if (values_[i].is_null || !plan_of(i).scan) continue;
+    const ColumnPlan& plan = plan_of(i);
+    const std::string_view value = as_text(values_[i].bytes);
+    Replacement& rep = replacements_[i];
+    const uint32_t column = static_cast<uint32_t>(i);
+    if (status != ScanStatus::ok) {
+      // Nothing is known about what this value holds: it is not shown.
+      mask_value(StrategySpec{Strategy::redact, 0}, kUnscannedKind, plan.known ? plan.type : ColumnType{},
+                 plan.format, value, nullptr, rep);
+    } else {
+      std::span<const Finding> findings = found_.of_column(column);
+      if (findings.empty()) continue;
+      const bool saturated = std::find(found_.saturated.begin(), found_.saturated.end(), column) != found_.saturated.end();
+      for (const Finding& f : findings) count(f.pattern);
+      if (!plan.known || plan.hex_bytea || saturated) {
+        // Offsets do not map onto the bytes sent (decoded bytea), or the value's
+        // layout is unknown, or it is dense with findings: mask it whole.
+        const Finding* strongest = &findings[0];
+        for (const Finding& f : findings)
+          if (protection(pattern(f).strategy.strategy) > protection(pattern(*strongest).strategy.strategy)) strongest = &f;
+        mask_value(pattern(*strongest).strategy, pattern(*strongest).kind, plan.known ? plan.type : ColumnType{},
+                   plan.format, value, masking_->token_key.get(), rep);
+      } else {
+        rewrite_findings(plan.type, plan.format, value, findings, scanner_->patterns(), masking_->token_key.get(), rep);
+      }
+    }
+    out[i].is_null = rep.is_null;
+    out[i].bytes = rep.is_null ? std::span<const uint8_t>()
+                               : std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(rep.bytes.data()),
+                                                          rep.bytes.size());
+  }
+  replacement = protocol::data_row(out);
+  if (replacement.empty()) {
+    refusal = refusal_error("a masked row would exceed the protocol's message size; sluice closed the session",
+                            "select fewer or smaller columns");
+    return Action::refuse;
+  }
+  return Action::replace;
+}
+
+bool ResultMasker::mask_text(std::string& text, bool& failed) {
+  if (text.empty()) return false;
+  if (scanner_->scan(text, tiers(true), found_) != ScanStatus::ok) {
+    failed = true;
+    text = "[masked:" + std::string(kUnscannedKind) + "]";
+    return true;
+  }
+  if (found_.findings.empty() && found_.saturated.empty()) return false;
+  for (const Finding& f : found_.findings) count(f.pattern);
+  Replacement rep;
+  if (!found_.saturated.empty()) {
+    const Finding& first = found_.findings.front();
+    rep.set_bytes();
+    append_placeholder(pattern(first).kind, rep.bytes);
+  } else {
+    rewrite_findings(classify_type(kTextOid), ValueFormat::text, text, found_.findings, scanner_->patterns(),
+                     masking_->token_key.get(), rep);
+  }
+  if (rep.is_null) {  // a null strategy: text has no NULL, so the finding is redacted
+    rep.set_bytes();
+    append_placeholder(pattern(found_.findings.front()).kind, rep.bytes);
+  }
+  text = std::move(rep.bytes);
+  return true;
+}
+
+Action ResultMasker::error_or_notice(uint8_t type, std::span<const uint8_t> body, std::vector<uint8_t>& replacement) {
+  std::vector<protocol::ErrorField> fields;
+  if (!protocol::parse_error_fields(body, fields)) {
+    // It cannot be scanned, so its text is not shown; its SQLSTATE is unknown too.
+    ErrorInfo e;
+    e.severity = type == 'E' ? "ERROR" : "NOTICE";
+    e.sqlstate = "XX000";
+    e.message = "the server sent a malformed message; sluice withheld its text because it could not be scanned";
+    replacement = type == 'E' ? protocol::error_response(e) : protocol::notice_response(e);
+    return Action::replace;
+  }
+  bool changed = false, failed = false;
+  for (auto& field : fields) {
+    if (field_holds_data(field.code)) changed |= mask_text(field.value, failed);
+  }
+  if (!changed) return Action::forward;
+  replacement = protocol::error_fields_message(static_cast<char>(type), fields);
+  return Action::replace;
+}
+
+Action ResultMasker::notification(std::span<const uint8_t> body, std::vector<uint8_t>& replacement) {
+  BodyReader r(body);
+  int32_t pid;
+  std::string_view channel_view, payload_view;
+  if (!r.int32(pid) || !r.cstring(channel_view) || !r.cstring(payload_view) || !r.at_end()) {
+    // Unparseable: nothing of it can be shown. An empty payload keeps the client's
+    // LISTEN machinery working.
+    replacement = MessageBuilder('A').int32(0).cstring("").cstring("").finish();
+    return Action::replace;
+  }
+  std::string channel(channel_view), payload(payload_view);
+  bool failed = false;
+  const bool changed = mask_text(channel, failed) | mask_text(payload, failed);
+  if (!changed) return Action::forward;
+  replacement = MessageBuilder('A').int32(pid).cstring(channel).cstring(payload).finish();
+  return Action::replace;
+}
+
+Action ResultMasker::function_result(std::span<const uint8_t> body, std::vector<uint8_t>& replacement) {
+  BodyReader r(body);
+  int32_t length;
+  std::span<const uint8_t> bytes;
+  const bool ok = r.int32(length) && length >= -1 &&
+                  (length == -1 || r.bytes(static_cast<size_t>(length), bytes)) && r.at_end();
+  if (ok && length == -1) return Action::forward;
+  if (ok) {
+    const std::string_view value = as_text(bytes);
+    const ScanStatus status = scanner_->scan(value, tiers(true), found_);
+    if (status == ScanStatus::ok && found_.findings.empty() && found_.saturated.empty()) return Action::forward;
+    for (const Finding& f : found_.findings) count(f.pattern);
+  }
+  // A fastpath result's type and format are the caller's to know, not ours: a value
+  // with a finding (or one we could not read) is returned as NULL.
+  replacement = MessageBuilder('V').int32(-1).finish();
+  return Action::replace;
+}
+
+void ResultMasker::copy_out_started(std::span<const uint8_t> body) {
+  BodyReader r(body);
+  uint8_t format = 0;
+  // Unreadable: assume binary, the format that cannot be rewritten in place.
+  copy_binary_ = !r.byte(format) || format != 0;
+}
+
+Action ResultMasker::copy_data(std::span<const uint8_t> body, std::vector<uint8_t>& replacement, ErrorInfo& refusal) {
+  const std::string_view data = as_text(body);
+  if (copy_binary_) {
+    const ScanStatus status = scanner_->scan(data, tiers(true), found_);
+    if (status == ScanStatus::ok && found_.findings.empty() && found_.saturated.empty()) return Action::forward;
+    refusal = refusal_error(
+        "COPY in binary format returned a value sluice must mask, and it cannot rewrite binary COPY data; "
+        "sluice closed the session rather than send it",
+        "use COPY ... TO STDOUT in text or CSV format, or SELECT the rows");
+    return Action::refuse;
+  }
+  // Text and CSV: PostgreSQL sends one row per CopyData, so a value never spans two
+  // messages. Replacements hold no tab, comma, quote, backslash or newline.
+  std::string line(data);
+  bool failed = false;
+  if (!mask_text(line, failed)) return Action::forward;
+  if (!line.empty() && data.back() == '\n' && line.back() != '\n') line.push_back('\n');
+  replacement = MessageBuilder('d').bytes(line).finish();
+  return Action::replace;
+}
+
+}  // namespace sluice::mask

@@ -1,0 +1,102 @@
+// Masking on the data path: each session gets a ResultMasker that looks at what the
+// database sends (rows in text and binary format, COPY data, errors, notices,
+// notifications, function results), finds secrets and PII with the shard's Scanner,
+// and rewrites them so the client's driver still decodes every value as its type.
+//
+// What this covers today (docs/masking.md): pattern tiers on every channel. Column
+// rules (mask a column by name, alias-proof through the catalog) come next; until
+// then a value is masked because of what it holds, not where it comes from.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mask/column_type.h"
+#include "mask/config.h"
+#include "mask/scanner.h"
+#include "mask/value_rewrite.h"
+#include "protocol/result_filter.h"
+
+namespace sluice::mask {
+
+// One per shard (one thread): owns the shard's Scanner, which every session of the
+// shard uses in turn. A reload installs a new ShardMasking; sessions already open
+// keep the Masking and Scanner they were opened with.
+class ShardMasking final : public protocol::ResultFilterFactory {
+ public:
+  explicit ShardMasking(std::shared_ptr<const Masking> masking);
+
+  // nullptr (nothing to mask) when masking is disabled or the identity is in one of
+  // the exempt groups.
+  std::unique_ptr<protocol::ResultFilter> open(const std::string& user, const std::vector<std::string>& groups,
+                                               const protocol::Target& target) override;
+
+  // True when the identity sees clear text (for the audit record of its session).
+  bool exempt(const std::vector<std::string>& groups) const;
+
+ private:
+  std::shared_ptr<const Masking> masking_;
+  // Null when masking is disabled. Shared with the shard's maskers, so a session opened
+  // before a reload keeps the patterns it started with.
+  std::shared_ptr<Scanner> scanner_;
+};
+
+// How a value of one result column is scanned and rewritten. Invariant: `known` is
+// false exactly when the result's RowDescription was not seen (or did not match the
+// row); every finding in such a value then masks the whole value (as SQL NULL).
+struct ColumnPlan {
+  ColumnType type;
+  ValueFormat format = ValueFormat::text;
+  bool known = false;
+  bool scan = true;        // false: the type cannot hold text (numbers, times, uuids...)
+  bool scan_pii = false;   // free text: tier 2 applies too
+  bool hex_bytea = false;  // bytea in text format: "\x..." is decoded before scanning
+};
+
+class ResultMasker final : public protocol::ResultFilter {
+ public:
+  ResultMasker(std::shared_ptr<const Masking> masking, std::shared_ptr<Scanner> scanner);
+
+  bool inspects(uint8_t type) const override;
+  void passed(uint8_t type) override;
+  Action filter(uint8_t type, std::span<const uint8_t> body, std::vector<uint8_t>& replacement,
+                protocol::ErrorInfo& refusal) override;
+  std::vector<std::pair<std::string, uint64_t>> take_masked_counts() override;
+
+ private:
+  void describe(std::span<const uint8_t> body);
+  Action data_row(std::span<const uint8_t> body, std::vector<uint8_t>& replacement, protocol::ErrorInfo& refusal);
+  Action error_or_notice(uint8_t type, std::span<const uint8_t> body, std::vector<uint8_t>& replacement);
+  Action notification(std::span<const uint8_t> body, std::vector<uint8_t>& replacement);
+  Action function_result(std::span<const uint8_t> body, std::vector<uint8_t>& replacement);
+  Action copy_data(std::span<const uint8_t> body, std::vector<uint8_t>& replacement, protocol::ErrorInfo& refusal);
+  void copy_out_started(std::span<const uint8_t> body);
+
+  // Masks `text` (a string in an error, notice, notification or COPY line) in place;
+  // false when nothing was found. Sets `failed` when the scan could not run.
+  bool mask_text(std::string& text, bool& failed);
+  void count(uint32_t pattern);
+  TierSet tiers(bool pii) const;
+  const PatternSpec& pattern(const Finding& f) const { return scanner_->patterns().pattern(f.pattern); }
+
+  const std::shared_ptr<const Masking> masking_;
+  const std::shared_ptr<Scanner> scanner_;
+
+  // The current result set's columns, from its RowDescription. Invariant: empty with
+  // `described_` false between results (after CommandComplete, an error, Sync...).
+  std::vector<ColumnPlan> plan_;
+  bool described_ = false;
+  bool after_parameter_description_ = false;  // a RowDescription now describes a statement
+  bool copy_binary_ = false;                  // the COPY TO STDOUT under way is binary
+
+  // Scratch, reused from row to row.
+  std::vector<protocol::RowValue> values_;
+  std::vector<std::string_view> scan_values_;
+  std::vector<std::string> decoded_;  // hex-decoded bytea values, by column
+  ScanResult found_;
+  std::vector<Replacement> replacements_;
+  std::vector<std::pair<std::string, uint64_t>> counts_;
+};
+
+}  // namespace sluice::mask
