@@ -59,7 +59,7 @@ int PatternSet::find(std::string_view kind) const {
   return -1;
 }
 
-PatternSet::Compiled PatternSet::compile(std::vector<PatternSpec> patterns) {
+PatternSet::Compiled PatternSet::compile(std::vector<PatternSpec> patterns, std::initializer_list<TierSet> databases) {
   Compiled result;
   auto fail = [&](const PatternSpec& p, const std::string& why) {
     result.error = "pattern '" + p.kind + "': " + why;
@@ -111,7 +111,14 @@ PatternSet::Compiled PatternSet::compile(std::vector<PatternSpec> patterns) {
   }
   set->patterns_ = std::move(patterns);
 
+  bool wanted[3] = {false, false, false};
+  for (TierSet tiers : databases) {
+    const int db = database_index(tiers);
+    if (db >= 0 && db < 3) wanted[db] = true;
+  }
   for (int db = 0; db < 3; ++db) {
+    if (!wanted[db]) continue;
+    set->built_[db] = true;
     std::vector<const char*> expressions;
     std::vector<unsigned int> flags;
     std::vector<unsigned int> ids;
@@ -180,6 +187,7 @@ int Scanner::on_match(unsigned int id, unsigned long long from, unsigned long lo
 }
 
 int Scanner::match(uint32_t id, uint64_t from, uint64_t to) {
+  if (only_tiers_ && !in_set(patterns_->patterns_[id].tier, database_index(*only_tiers_))) return 0;
   const PatternSet::Shape shape = patterns_->shapes_[id];
   const size_t columns = starts_.size();
   // The column holding `pos`: the last one starting at or before it (a NUL separator
@@ -300,8 +308,14 @@ ScanStatus Scanner::run(std::span<const std::string_view> values, TierSet tiers)
   uint64_t total = 1;
   for (std::string_view v : values) total += v.size() + 1;
   if (total > UINT32_MAX) return ScanStatus::failed;
-  const int db = database_index(tiers);
+  int db = database_index(tiers);
   if (db < 0 || db > 2) return ScanStatus::failed;
+  only_tiers_.reset();
+  if (!patterns_->built_[db]) {
+    if (!patterns_->built_[database_index(TierSet::all)]) return ScanStatus::failed;  // callers mask unscanned values
+    only_tiers_ = tiers;
+    db = database_index(TierSet::all);
+  }
   hs_database* database = patterns_->databases_[db];
   if (database == nullptr || values.empty()) return ScanStatus::ok;
 

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -39,7 +41,12 @@ class PatternSet {
   };
   // Checks and compiles `patterns` (typically builtin_patterns() followed by the
   // operator's own). Never throws on a bad pattern: the error says which and why.
-  static Compiled compile(std::vector<PatternSpec> patterns);
+  // `databases` lists the tier sets scans will ask for; each is one Hyperscan database
+  // (compiling is the slow part of startup). A scan for a set not listed uses the
+  // database of all tiers (if compiled) and drops the other tier's matches; with
+  // neither, the scan fails (and callers mask what they could not scan).
+  static Compiled compile(std::vector<PatternSpec> patterns,
+                          std::initializer_list<TierSet> databases = {TierSet::secrets, TierSet::pii, TierSet::all});
 
   ~PatternSet();
   PatternSet(const PatternSet&) = delete;
@@ -62,8 +69,10 @@ class PatternSet {
   };
   std::vector<PatternSpec> patterns_;
   std::vector<Shape> shapes_;
-  // Indexed by TierSet - 1: secrets, pii, all. Null when the set has no such pattern.
+  // Indexed by TierSet - 1: secrets, pii, all. Null when the set has no such pattern
+  // or was not compiled (built_ says which).
   hs_database* databases_[3] = {nullptr, nullptr, nullptr};
+  bool built_[3] = {false, false, false};
 };
 
 struct ScanLimits {
@@ -150,6 +159,9 @@ class Scanner {
   size_t saturated_count_ = 0;
   size_t compact_at_ = 0;
   bool stop_at_first_ = false;
+  // Set when the scan runs a larger database than asked for: matches of other tiers
+  // are dropped.
+  std::optional<TierSet> only_tiers_;
   bool found_ = false;
   Finding first_;
 };

@@ -477,14 +477,16 @@ void Session::client_authenticated() {
       return;
     }
   }
-  if (ResultFilterFactory* filters = host_.result_filters()) {
+  ResultFilterFactory* filters = host_.result_filters();
+  if (filters != nullptr) {
     static const std::vector<std::string> kNoGroups;
     filter_ = filters->open(user_, gateway_user_ ? gateway_user_->groups : kNoGroups, *target_);
   }
   if (audit_log_) {
     static const std::vector<std::string> kNoGroups;
     audit_ = std::make_unique<SessionAudit>(*audit_log_, peer_);
-    audit_->session_started(user_, gateway_user_ ? gateway_user_->groups : kNoGroups, target_->name);
+    audit_->session_started(user_, gateway_user_ ? gateway_user_->groups : kNoGroups, target_->name,
+                            /*clear_text=*/filters != nullptr && !filter_);
   }
   LOG_DEBUG("%s: user \"%s\" authenticated; connecting to target \"%s\"", peer_.c_str(), user_.c_str(),
             target_->name.c_str());

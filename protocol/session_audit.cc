@@ -74,18 +74,19 @@ void SessionAudit::auth_failed(audit::ShardLog& log, std::string_view client, st
 }
 
 void SessionAudit::session_started(std::string_view user, const std::vector<std::string>& groups,
-                                   std::string_view target) {
+                                   std::string_view target, bool clear_text) {
   session_id_ = random_session_id();
   started_us_ = audit::now_unix_micros();
   std::string body;
-  audit::begin_body(body, "session_start", started_us_)
-      .string("session", session_id_)
+  auto writer = audit::begin_body(body, "session_start", started_us_);
+  writer.string("session", session_id_)
       .string("client", client_)
       .string("user", user)
       .strings("groups", groups)
       .string("auth", "scram-sha-256")
       .string("target", target)
       .boolean("tls", false);
+  if (clear_text) writer.boolean("clear_text", true);
   audit::finish_body(body);
   log_.append(std::move(body));
 }

@@ -21,6 +21,7 @@ declare -A sources=(
   [sql_guard]="policy/sql_guard_fuzz.cc policy/sql_guard.cc"
   [policy]="policy/policy_fuzz.cc policy/engine.cc policy/classify.cc policy/statement.cc policy/policy.cc policy/parse_tree.cc policy/sql_guard.cc core/json.cc"
   [mask_scanner]="mask/scanner_fuzz.cc mask/scanner.cc mask/patterns.cc mask/validators.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc mask/strategy.cc core/json.cc"
+  [mask_filter]="mask/filter_fuzz.cc mask/filter.cc mask/config.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc mask/strategy.cc mask/scanner.cc mask/patterns.cc mask/validators.cc protocol/wire.cc core/toml.cc core/config_values.cc core/json.cc core/log.cc"
   [value_rewrite]="mask/value_rewrite_fuzz.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc mask/strategy.cc mask/scanner.cc mask/patterns.cc mask/validators.cc core/json.cc"
 )
 # Libraries per target (all get -lcrypto).
@@ -28,9 +29,10 @@ declare -A libraries=(
   [policy]="-l:libpg_query.a -lprotobuf-c"
   [mask_scanner]="-lhs"
   [value_rewrite]="-lhs"
+  [mask_filter]="-lhs"
 )
 failed=0
-targets="${FUZZ_TARGETS:-session scram toml json sql_guard policy audit_listing mask_scanner value_rewrite}"
+targets="${FUZZ_TARGETS:-session scram toml json sql_guard policy audit_listing mask_scanner value_rewrite mask_filter}"
 for target in $targets; do
   echo "== fuzz: building $target"
   # shellcheck disable=SC2086

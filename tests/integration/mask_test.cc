@@ -278,6 +278,12 @@ TEST_F(Masking, PsqlShowsPlaceholdersAndTheAuditCountsMaskedValues) {
             "ssn [masked:us_ssn] card **** **** **** 1111\n"
             "nothing to see here\n");
   ASSERT_EQ(gw().stop(), 0);
+  // A masked session's start record does not claim clear text.
+  for (const std::string& line : audit_lines()) {
+    if (line.find("\"type\":\"session_start\"") != std::string::npos) {
+      EXPECT_EQ(line.find("clear_text"), std::string::npos) << line;
+    }
+  }
   // The statement's outcome record counts what was masked, by kind.
   bool found = false;
   for (const std::string& line : audit_lines()) {
@@ -304,6 +310,14 @@ TEST_F(MaskingExempt, ExemptGroupSeesClearText) {
   ASSERT_TRUE(conn.ok()) << conn.error();
   EXPECT_EQ(query_value(conn, "SELECT body FROM mask_notes WHERE id = 1"),
             std::string("deploy key ") + kAwsKey + " rotated");
+  conn.reset();
+  ASSERT_EQ(gw().stop(), 0);
+  // The audit trail shows that this session saw clear text.
+  const auto lines = audit_lines();
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& line) {
+    return line.find("\"type\":\"session_start\"") != std::string::npos &&
+           line.find("\"clear_text\":true") != std::string::npos;
+  }));
 }
 
 class MaskingOperatorPatterns : public Masking {
