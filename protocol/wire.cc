@@ -38,6 +38,9 @@ bool BodyReader::byte(uint8_t& out) {
 }
 
 bool BodyReader::cstring(std::string_view& out) {
+  // An empty body may have no storage at all (data() == nullptr), which memchr must
+  // not be given even with a zero length.
+  if (remaining() == 0) return false;
   const void* nul = std::memchr(data_.data() + pos_, 0, remaining());
   if (nul == nullptr) return false;
   const size_t length = static_cast<const uint8_t*>(nul) - (data_.data() + pos_);
