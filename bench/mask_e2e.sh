@@ -129,7 +129,7 @@ now() { date +%s.%N; }
 results=$work/results.tsv
 : >"$results"
 run() {  # target, kind (select|copy), rep
-  local target=$1 kind=$2 sql before=0 after=0 start end pid=${sluiced_pid[$1]:-}
+  local target=$1 kind=$2 rep=$3 sql before=0 after=0 start end pid=${sluiced_pid[$1]:-}
   case "$kind" in
     select) sql="SELECT * FROM customers" ;;
     copy) sql="COPY customers TO STDOUT" ;;
