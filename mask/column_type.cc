@@ -12,21 +12,6 @@ uint16_t read_u16(const char* p) {
   return static_cast<uint16_t>((static_cast<uint8_t>(p[0]) << 8) | static_cast<uint8_t>(p[1]));
 }
 
-uint64_t read_be(std::string_view value) {  // value.size() <= 8
-  uint64_t v = 0;
-  for (char c : value) v = (v << 8) | static_cast<uint8_t>(c);
-  return v;
-}
-
-void append_u64(uint64_t v, std::string& out) {
-  char digits[20];
-  int n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  while (n > 0) out.push_back(digits[--n]);
-}
 
 // numeric's binary form (numeric_send): int16 ndigits, int16 weight, uint16 sign,
 // uint16 dscale, then ndigits base-10000 digits, most significant first.
@@ -130,6 +115,22 @@ void uuid_to_text(std::string_view value, std::string& out) {  // value.size() =
 }
 
 }  // namespace
+
+uint64_t read_be(std::string_view value) {
+  uint64_t v = 0;
+  for (char c : value.substr(0, 8)) v = (v << 8) | static_cast<uint8_t>(c);
+  return v;
+}
+
+void append_decimal(uint64_t v, std::string& out) {
+  char digits[20];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) out.push_back(digits[--n]);
+}
 
 ColumnType classify_type(uint32_t oid) {
   auto make = [oid](TypeFamily family, uint8_t width = 0, bool is_unsigned = false) {
@@ -271,7 +272,7 @@ bool canonical_text(ColumnType type, ValueFormat format, std::string_view value,
     case TypeFamily::integer: {
       uint64_t raw = read_be(value);
       if (type.is_unsigned) {
-        append_u64(raw, out);
+        append_decimal(raw, out);
         return true;
       }
       // Sign-extend from the column width.
@@ -279,9 +280,9 @@ bool canonical_text(ColumnType type, ValueFormat format, std::string_view value,
       int64_t v = static_cast<int64_t>(raw << shift) >> shift;
       if (v < 0) {
         out.push_back('-');
-        append_u64(static_cast<uint64_t>(0) - static_cast<uint64_t>(v), out);
+        append_decimal(static_cast<uint64_t>(0) - static_cast<uint64_t>(v), out);
       } else {
-        append_u64(static_cast<uint64_t>(v), out);
+        append_decimal(static_cast<uint64_t>(v), out);
       }
       return true;
     }

@@ -67,6 +67,11 @@ const char* family_name(TypeFamily family);
 // family has no conversion; `out` is then unspecified.
 bool canonical_text(ColumnType type, ValueFormat format, std::string_view value, std::string& out);
 
+// Big-endian unsigned integer of the first (at most 8) bytes of `value`.
+uint64_t read_be(std::string_view value);
+// `v` in decimal, appended to `out`.
+void append_decimal(uint64_t v, std::string& out);
+
 // True when a binary value has exactly the layout of its type (e.g. 4 bytes for int4,
 // 8 + 2 * ndigits bytes for numeric). A value that fails this is treated as a type we
 // do not know. Families without a checkable layout (strings, unknown) return true.

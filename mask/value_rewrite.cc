@@ -62,21 +62,7 @@ void append_be(uint64_t v, unsigned width, std::string& out) {
   for (unsigned i = width; i-- > 0;) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
 }
 
-uint64_t read_be64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
-  return v;
-}
-
-void append_decimal(uint64_t v, std::string& out) {
-  char digits[20];
-  int n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  while (n > 0) out.push_back(digits[--n]);
-}
+uint64_t read_be64(const uint8_t* p) { return read_be(std::string_view(reinterpret_cast<const char*>(p), 8)); }
 
 // numeric's binary form of a non-negative integer: base-10000 digits, trailing zero
 // digits dropped (as make_result does), dscale 0. Zero is ndigits 0, weight 0.

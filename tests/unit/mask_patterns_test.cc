@@ -13,18 +13,10 @@
 #include <vector>
 
 #include "mask/scanner.h"
+#include "tests/unit/mask_support.h"
 
 namespace sluice::mask {
 namespace {
-
-std::shared_ptr<const PatternSet> builtin_set() {
-  static const std::shared_ptr<const PatternSet> set = [] {
-    auto compiled = PatternSet::compile(builtin_patterns());
-    EXPECT_TRUE(compiled.set) << compiled.error;
-    return compiled.set;
-  }();
-  return set;
-}
 
 std::string describe(const PatternSet& set, std::string_view value, const ScanResult& result) {
   std::string out;

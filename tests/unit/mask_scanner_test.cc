@@ -3,6 +3,7 @@
 // findings cap, user patterns and their compile errors, first_hit, apply_findings,
 // and hostile input.
 #include "mask/scanner.h"
+#include "tests/unit/mask_support.h"
 #include "mask/value_rewrite.h"
 
 #include <gtest/gtest.h>
@@ -18,15 +19,6 @@ using namespace std::string_literals;
 using namespace std::string_view_literals;
 
 constexpr std::string_view kGithubToken = "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";
-
-std::shared_ptr<const PatternSet> builtin_set() {
-  static const std::shared_ptr<const PatternSet> set = [] {
-    auto compiled = PatternSet::compile(builtin_patterns());
-    EXPECT_TRUE(compiled.set) << compiled.error;
-    return compiled.set;
-  }();
-  return set;
-}
 
 std::string kind_of(const Finding& f) { return builtin_set()->pattern(f.pattern).kind; }
 
