@@ -337,7 +337,8 @@ sluice is running. Connect through it with:
 
   PGPASSWORD=$gateway_password psql "host=127.0.0.1 port=$sluice_port dbname=app user=$gateway_user"
 
-Then try for example:  SELECT id, name, email, ssn FROM customers ORDER BY id LIMIT 5;
+Then try for example:  SELECT id, name, email, card, api_key FROM customers ORDER BY id LIMIT 5;
+(e-mail addresses, card numbers and API keys come back masked: docs/masking.md)
 
   sluice log:       $sluiced_log
   sluice config:    $config
