@@ -13,11 +13,17 @@ namespace {
 
 class Concurrency : public GatewayTest {
  protected:
-  // 300 SCRAM logins at once are CPU-bound; under ASan on a 2-core CI machine, with
-  // other tests running beside it, some took longer than the fixture's 10 s handshake
-  // timeout. This test is about concurrency, not the timeout (timeouts_test.cc is):
-  // give the handshake as long as the clients' connect_timeout.
-  SluicedOptions options() override { return {.handshake_timeout = "60s"}; }
+  // 300 SCRAM logins at once, to sluice and from sluice to PostgreSQL (300 backends
+  // forking), are CPU-bound: on the 2-core CI machine some took longer than the
+  // fixture's 10 s handshake timeout, or the gateway's 5 s connect_timeout for the
+  // login to the target. This test is about concurrency, not the timeouts
+  // (timeouts_test.cc is): both get as long as the clients' connect_timeout.
+  SluicedOptions options() override {
+    SluicedOptions o;
+    o.handshake_timeout = "60s";
+    o.connect_timeout = "60s";
+    return o;
+  }
 };
 
 TEST_F(Concurrency, ThreeHundredSessionsAtOnce) {

@@ -816,6 +816,7 @@ std::string Sluiced::render_config() const {
     << "send_queue_bytes = " << toml_string(options_.send_queue_bytes) << "\n"
     << "log_level = " << toml_string(options_.log_level) << "\n";
   if (!options_.shutdown_grace.empty()) c << "shutdown_grace = " << toml_string(options_.shutdown_grace) << "\n";
+  if (!options_.connect_timeout.empty()) c << "connect_timeout = " << toml_string(options_.connect_timeout) << "\n";
   for (const auto& t : options_.targets) {
     const std::string password_file = dir_ + "/" + t.name + ".password";
     write_file(password_file, t.password, 0600);

@@ -209,6 +209,7 @@ struct SluicedOptions {
   std::string send_queue_bytes = "256KiB";
   std::string log_level = "info";
   std::string shutdown_grace{};           // empty: not written (gateway default)
+  std::string connect_timeout{};          // empty: not written (gateway default, 5 s)
   std::vector<GatewayTarget> targets{};   // empty: default_targets()
   std::vector<GatewayUser> users{};       // empty: default_users()
   // Statement policy. Empty: every group the users name gets admin access on every
