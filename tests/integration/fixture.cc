@@ -803,6 +803,8 @@ Sluiced::Sluiced(SluicedOptions options) : options_(std::move(options)) {
   log_path_ = dir_ + "/sluiced.log";
 }
 
+constexpr std::chrono::seconds kStartTimeout{30};
+
 std::string Sluiced::render_config() const {
   const PgCluster& pg = PgCluster::shared();
   std::ostringstream c;
@@ -862,7 +864,9 @@ testing::AssertionResult Sluiced::start() {
     write_file(log_path_, "", 0644);
     exit_status_.reset();
     pid_ = spawn_background({SLUICED_PATH, "--config", config_path_}, log_path_, false, SIGKILL);
-    const auto deadline = Clock::now() + 10s;
+    // Generous: under ASan, loading the config compiles the masking patterns (about
+    // 2 s alone, more when the machine is busy).
+    const auto deadline = Clock::now() + kStartTimeout;
     bool exited = false;
     while (Clock::now() < deadline) {
       if (port_accepts(port_)) return testing::AssertionSuccess();
@@ -879,7 +883,8 @@ testing::AssertionResult Sluiced::start() {
       wait_for_exit(pid_, 5s);
     }
     pid_ = -1;
-    return testing::AssertionFailure() << "sluiced did not accept on port " << port_ << " within 10 s"
+    return testing::AssertionFailure() << "sluiced did not accept on port " << port_ << " within "
+                                       << kStartTimeout.count() << " s"
                                        << (exited ? " (it exited)" : "") << "\nconfig:\n"
                                        << read_file(config_path_) << "\nlog:\n"
                                        << text;

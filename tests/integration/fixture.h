@@ -239,7 +239,7 @@ class Sluiced {
   Sluiced(const Sluiced&) = delete;
   Sluiced& operator=(const Sluiced&) = delete;
 
-  // Writes the config, starts SLUICED_PATH and waits (10 s) until the port accepts.
+  // Writes the config, starts SLUICED_PATH and waits (30 s) until the port accepts.
   // On failure the message includes the log.
   testing::AssertionResult start();
   // SIGTERM, then waits up to `timeout`; returns the exit code (128+signal if it died
