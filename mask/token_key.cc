@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "core/config_values.h"
+#include "core/small_file.h"
 
 namespace sluice::mask {
 namespace {
@@ -191,46 +192,21 @@ TokenKeyLoad TokenKey::load_file(const std::string& path) {
     result.error = "the token key file must be a file path";
     return result;
   }
-  // O_NONBLOCK: a FIFO planted in place of the file must not hang the startup.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) {
-    result.error = "cannot open " + named(path) + ": " + std::strerror(errno);
-    return result;
-  }
-  struct stat st {};
-  std::string content;
-  std::string problem;
-  if (::fstat(fd, &st) != 0) {
-    problem = std::strerror(errno);
-  } else if (!S_ISREG(st.st_mode)) {
-    problem = "not a regular file";
-  } else if (static_cast<uint64_t>(st.st_size) > kMaxFileBytes) {
-    problem = "larger than 4 KiB; it should hold only the key";
-  } else {
-    // One byte more than allowed, so a file that grew since fstat is still caught.
-    content.resize(kMaxFileBytes + 1);
-    size_t used = 0;
-    while (used < content.size()) {
-      ssize_t n = ::read(fd, content.data() + used, content.size() - used);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        problem = std::strerror(errno);
-        break;
-      }
-      if (n == 0) break;
-      used += static_cast<size_t>(n);
+  core::SmallFile file = core::read_small_file(path, kMaxFileBytes);
+  if (file.status != core::SmallFile::Status::ok) {
+    cleanse(file.content);
+    if (file.status == core::SmallFile::Status::cannot_open) {
+      result.error = "cannot open " + named(path) + ": " + file.problem;
+    } else {
+      if (file.problem.starts_with("larger than")) file.problem += "; it should hold only the key";
+      result.error = "cannot read " + named(path) + ": " + file.problem;
     }
-    content.resize(used);
-  }
-  ::close(fd);
-  if (!problem.empty()) {
-    cleanse(content);
-    result.error = "cannot read " + named(path) + ": " + problem;
     return result;
   }
-  char mode[8];
-  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-  if ((st.st_mode & S_IRWXO) != 0) {
+  std::string& content = file.content;
+  char mode[12];
+  std::snprintf(mode, sizeof mode, "%04o", file.mode);
+  if ((file.mode & S_IRWXO) != 0) {
     cleanse(content);
     result.error = named(path) + " is accessible by other users (mode " + mode +
                    "); anyone who reads it can reverse tokens of guessable values; run: chmod 600 " +
@@ -239,7 +215,7 @@ TokenKeyLoad TokenKey::load_file(const std::string& path) {
   }
   result = from_file_content(content, path);
   cleanse(content);
-  if (result.key && (st.st_mode & S_IRWXG) != 0) {
+  if (result.key && (file.mode & S_IRWXG) != 0) {
     result.warning = named(path) + " is accessible by its group (mode " + mode + "); run: chmod 600 " +
                      core::quote(path, 4096) + " unless the group is trusted";
   }

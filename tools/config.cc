@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/config_values.h"
+#include "core/small_file.h"
 #include "core/toml.h"
 #include "policy/config.h"
 #include "protocol/scram.h"
@@ -58,24 +59,6 @@ std::string quote_path(std::string_view path) { return quote(path, 4096); }
 
 // Reads `fd` into `out` until end of file or `limit` bytes, retrying on EINTR. Returns
 // "" or the reason a read failed; `out` holds what was read either way.
-std::string read_at_most(int fd, size_t limit, std::string& out) {
-  out.resize(limit);
-  size_t used = 0;
-  std::string problem;
-  while (used < out.size()) {
-    ssize_t n = ::read(fd, out.data() + used, out.size() - used);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      problem = std::strerror(errno);
-      break;
-    }
-    if (n == 0) break;
-    used += static_cast<size_t>(n);
-  }
-  out.resize(used);
-  return problem;
-}
-
 std::string format_duration(int64_t ms) {
   if (ms == 0) return "0s";
   if (ms % kDay == 0) return std::to_string(ms / kDay) + "d";
@@ -753,36 +736,24 @@ class Loader : private core::ValueChecker {
       return false;
     }
     const std::string path = resolve_path(written);
-    // O_NONBLOCK: a FIFO planted in place of the file must not hang the load.
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-      error(value.line, "cannot open password_file " + quote_path(path) + " of " + label + ": " + std::strerror(errno));
+    core::SmallFile file = core::read_small_file(path, kMaxPasswordFileBytes);
+    if (file.status == core::SmallFile::Status::cannot_open) {
+      error(value.line, "cannot open password_file " + quote_path(path) + " of " + label + ": " + file.problem);
       return false;
     }
-    struct stat st {};
-    std::string content;
-    std::string problem;
-    if (::fstat(fd, &st) != 0) {
-      problem = std::strerror(errno);
-    } else if (!S_ISREG(st.st_mode)) {
-      problem = "not a regular file";
-    } else if (static_cast<uint64_t>(st.st_size) > kMaxPasswordFileBytes) {
-      problem = "larger than 64 KiB; it should hold only the password";
-    } else {
-      problem = read_at_most(fd, kMaxPasswordFileBytes, content);
-    }
-    ::close(fd);
-    if (!problem.empty()) {
-      error(value.line, "cannot read password_file " + quote_path(path) + " of " + label + ": " + problem);
+    if (file.status == core::SmallFile::Status::cannot_read) {
+      if (file.problem.starts_with("larger than")) file.problem += "; it should hold only the password";
+      error(value.line, "cannot read password_file " + quote_path(path) + " of " + label + ": " + file.problem);
       return false;
     }
-    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-      char mode[8];
-      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    if ((file.mode & (S_IRWXG | S_IRWXO)) != 0) {
+      char mode[12];
+      std::snprintf(mode, sizeof mode, "%04o", file.mode);
       warning(value.line, "password_file " + quote_path(path) + " of " + label +
                               " is accessible by group or others (mode " + mode + "); run: chmod 600 " +
                               core::toml::printable(path, 4096));
     }
+    const std::string& content = file.content;
     std::string password = content.substr(0, content.find('\n'));
     if (!password.empty() && password.back() == '\r') password.pop_back();
     if (password.empty()) {
@@ -923,19 +894,14 @@ LoadedConfig load_config_text(std::string_view text, const std::string& file_nam
 LoadedConfig load_config_file(const std::string& path) {
   size_t slash = path.rfind('/');
   std::string base_dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    return whole_file_error(path, std::string("cannot open the configuration file: ") + std::strerror(errno));
+  const core::SmallFile file = core::read_small_file(path, core::toml::kMaxInputBytes);
+  if (file.status == core::SmallFile::Status::cannot_open) {
+    return whole_file_error(path, "cannot open the configuration file: " + file.problem);
   }
-  std::string text;
-  // One byte past the cap is enough to know the file is too large.
-  std::string problem = read_at_most(fd, core::toml::kMaxInputBytes + 1, text);
-  ::close(fd);
-  if (problem.empty() && text.size() > core::toml::kMaxInputBytes) problem = "larger than 1 MiB";
-  if (!problem.empty()) {
-    return whole_file_error(path, "cannot read the configuration file: " + problem);
+  if (file.status == core::SmallFile::Status::cannot_read) {
+    return whole_file_error(path, "cannot read the configuration file: " + file.problem);
   }
-  return Loader(path, base_dir).load(text);
+  return Loader(path, base_dir).load(file.content);
 }
 
 std::string format_diagnostic(const ConfigDiagnostic& diagnostic) {

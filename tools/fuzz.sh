@@ -20,9 +20,9 @@ declare -A sources=(
   [audit_listing]="audit/listing_fuzz.cc audit/listing.cc audit/replay.cc audit/display.cc audit/record.cc core/json.cc"
   [sql_guard]="policy/sql_guard_fuzz.cc policy/sql_guard.cc"
   [policy]="policy/policy_fuzz.cc policy/engine.cc policy/classify.cc policy/statement.cc policy/policy.cc policy/parse_tree.cc policy/sql_guard.cc core/json.cc"
-  [mask_scanner]="mask/scanner_fuzz.cc mask/scanner.cc mask/patterns.cc mask/validators.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc mask/strategy.cc core/json.cc core/config_values.cc core/toml.cc"
-  [mask_filter]="mask/filter_fuzz.cc mask/filter.cc mask/config.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc mask/strategy.cc mask/scanner.cc mask/patterns.cc mask/validators.cc protocol/wire.cc core/toml.cc core/config_values.cc core/json.cc core/log.cc"
-  [value_rewrite]="mask/value_rewrite_fuzz.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc mask/strategy.cc mask/scanner.cc mask/patterns.cc mask/validators.cc core/json.cc core/config_values.cc core/toml.cc"
+  [mask_scanner]="mask/scanner_fuzz.cc mask/scanner.cc mask/patterns.cc mask/validators.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc core/small_file.cc mask/strategy.cc core/json.cc core/config_values.cc core/toml.cc"
+  [mask_filter]="mask/filter_fuzz.cc mask/filter.cc mask/config.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc core/small_file.cc mask/strategy.cc mask/scanner.cc mask/patterns.cc mask/validators.cc protocol/wire.cc core/toml.cc core/config_values.cc core/json.cc core/log.cc"
+  [value_rewrite]="mask/value_rewrite_fuzz.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc core/small_file.cc mask/strategy.cc mask/scanner.cc mask/patterns.cc mask/validators.cc core/json.cc core/config_values.cc core/toml.cc"
 )
 # Libraries per target (all get -lcrypto).
 declare -A libraries=(
