@@ -31,14 +31,18 @@ void OutQueue::grow() {
   head_ = 0;
 }
 
-void OutQueue::push_copy(std::span<const uint8_t> bytes) {
-  if (bytes.empty()) return;
-  auto owned = std::make_unique<uint8_t[]>(bytes.size());
-  std::memcpy(owned.get(), bytes.data(), bytes.size());
+void OutQueue::push_copy(std::span<const uint8_t> bytes) { push_copy(bytes, {}); }
+
+void OutQueue::push_copy(std::span<const uint8_t> head, std::span<const uint8_t> tail) {
+  const size_t size = head.size() + tail.size();
+  if (size == 0) return;
+  auto owned = std::make_unique_for_overwrite<uint8_t[]>(size);
+  if (!head.empty()) std::memcpy(owned.get(), head.data(), head.size());
+  if (!tail.empty()) std::memcpy(owned.get() + head.size(), tail.data(), tail.size());
   const uint8_t* data = owned.get();
   if (count_ == capacity_) grow();
-  at(count_++) = Segment{data, static_cast<uint32_t>(bytes.size()), kNoBuffer, std::move(owned)};
-  queued_bytes_ += bytes.size();
+  at(count_++) = Segment{data, static_cast<uint32_t>(size), kNoBuffer, std::move(owned)};
+  queued_bytes_ += size;
 }
 
 bool OutQueue::over_limit() const {

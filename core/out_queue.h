@@ -33,6 +33,9 @@ class OutQueue {
   void push_buffer_slice(const uint8_t* data, uint32_t size, BufferIndex buffer);
   // Queues a copy of bytes sluice generated.
   void push_copy(std::span<const uint8_t> bytes);
+  // Queues a copy of `head` followed by `tail` as one segment (a message header and a
+  // body held elsewhere): one allocation, no intermediate buffer.
+  void push_copy(std::span<const uint8_t> head, std::span<const uint8_t> tail);
 
   bool empty() const { return count_ == 0; }
   uint64_t queued_bytes() const { return queued_bytes_; }

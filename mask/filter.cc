@@ -264,7 +264,8 @@ Action ResultMasker::data_row(std::span<const uint8_t> body, std::vector<uint8_t
   if (status == ScanStatus::ok && found_.findings.empty() && found_.saturated.empty()) return Action::forward;
 
   replacements_.resize(n);
-  std::vector<protocol::RowValue> out(values_.begin(), values_.end());
+  std::vector<protocol::RowValue>& out = row_out_;
+  out.assign(values_.begin(), values_.end());
   for (size_t i = 0; i < n; ++i) {
     if (values_[i].is_null || !plan_of(i).scan) continue;
     const ColumnPlan& plan = plan_of(i);
@@ -306,29 +307,25 @@ Action ResultMasker::data_row(std::span<const uint8_t> body, std::vector<uint8_t
   return Action::replace;
 }
 
-bool ResultMasker::mask_text(std::string& text, bool& failed) {
+bool ResultMasker::mask_text(std::string_view text, std::string& out) {
   if (text.empty()) return false;
   if (scanner_->scan(text, tiers(true), found_) != ScanStatus::ok) {
-    failed = true;
-    text = "[masked:" + std::string(kUnscannedKind) + "]";
+    out = "[masked:" + std::string(kUnscannedKind) + "]";  // nothing is known about it: not shown
     return true;
   }
   if (found_.findings.empty() && found_.saturated.empty()) return false;
   for (const Finding& f : found_.findings) count(f.pattern);
-  Replacement rep;
-  if (!found_.saturated.empty()) {
-    const Finding& first = found_.findings.front();
-    rep.set_bytes();
-    append_placeholder(pattern(first).kind, rep.bytes);
-  } else {
+  if (found_.saturated.empty()) {
     rewrite_findings(classify_type(kTextOid), ValueFormat::text, text, found_.findings, scanner_->patterns(),
-                     masking_->token_key.get(), rep);
+                     masking_->token_key.get(), text_rep_);
   }
-  if (rep.is_null) {  // a null strategy: text has no NULL, so the finding is redacted
-    rep.set_bytes();
-    append_placeholder(pattern(found_.findings.front()).kind, rep.bytes);
+  if (!found_.saturated.empty() || text_rep_.is_null) {
+    // Too dense to show in parts, or a null strategy (text has no NULL): redacted whole.
+    out.clear();
+    append_placeholder(pattern(found_.findings.front()).kind, out);
+  } else {
+    out.swap(text_rep_.bytes);
   }
-  text = std::move(rep.bytes);
   return true;
 }
 
@@ -343,9 +340,12 @@ Action ResultMasker::error_or_notice(uint8_t type, std::span<const uint8_t> body
     replacement = type == 'E' ? protocol::error_response(e) : protocol::notice_response(e);
     return Action::replace;
   }
-  bool changed = false, failed = false;
+  bool changed = false;
   for (auto& field : fields) {
-    if (field_holds_data(field.code)) changed |= mask_text(field.value, failed);
+    if (field_holds_data(field.code) && mask_text(field.value, masked_text_)) {
+      field.value.swap(masked_text_);
+      changed = true;
+    }
   }
   if (!changed) return Action::forward;
   replacement = protocol::error_fields_message(static_cast<char>(type), fields);
@@ -362,10 +362,12 @@ Action ResultMasker::notification(std::span<const uint8_t> body, std::vector<uin
     replacement = MessageBuilder('A').int32(0).cstring("").cstring("").finish();
     return Action::replace;
   }
-  std::string channel(channel_view), payload(payload_view);
-  bool failed = false;
-  const bool changed = mask_text(channel, failed) | mask_text(payload, failed);
-  if (!changed) return Action::forward;
+  std::string channel, payload;
+  const bool channel_masked = mask_text(channel_view, channel);
+  const bool payload_masked = mask_text(payload_view, payload);
+  if (!channel_masked && !payload_masked) return Action::forward;
+  if (!channel_masked) channel = channel_view;
+  if (!payload_masked) payload = payload_view;
   replacement = MessageBuilder('A').int32(pid).cstring(channel).cstring(payload).finish();
   return Action::replace;
 }
@@ -409,9 +411,8 @@ Action ResultMasker::copy_data(std::span<const uint8_t> body, std::vector<uint8_
   }
   // Text and CSV: PostgreSQL sends one row per CopyData, so a value never spans two
   // messages. Replacements hold no tab, comma, quote, backslash or newline.
-  std::string line(data);
-  bool failed = false;
-  if (!mask_text(line, failed)) return Action::forward;
+  if (!mask_text(data, masked_text_)) return Action::forward;  // the common case: no copy
+  std::string& line = masked_text_;
   if (!line.empty() && data.back() == '\n' && line.back() != '\n') line.push_back('\n');
   replacement = MessageBuilder('d').bytes(line).finish();
   return Action::replace;

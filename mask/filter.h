@@ -73,9 +73,10 @@ class ResultMasker final : public protocol::ResultFilter {
   Action copy_data(std::span<const uint8_t> body, std::vector<uint8_t>& replacement, protocol::ErrorInfo& refusal);
   void copy_out_started(std::span<const uint8_t> body);
 
-  // Masks `text` (a string in an error, notice, notification or COPY line) in place;
-  // false when nothing was found. Sets `failed` when the scan could not run.
-  bool mask_text(std::string& text, bool& failed);
+  // `text` (a string in an error, notice, notification or COPY line) with its
+  // findings rewritten, into `out`; false, and `out` untouched, when nothing was found.
+  // Text that could not be scanned is replaced whole.
+  bool mask_text(std::string_view text, std::string& out);
   void count(uint32_t pattern);
   TierSet tiers(bool pii) const;
   const PatternSpec& pattern(const Finding& f) const { return scanner_->patterns().pattern(f.pattern); }
@@ -96,6 +97,9 @@ class ResultMasker final : public protocol::ResultFilter {
   std::vector<std::string> decoded_;  // hex-decoded bytea values, by column
   ScanResult found_;
   std::vector<Replacement> replacements_;
+  std::vector<protocol::RowValue> row_out_;  // the rewritten row's values
+  Replacement text_rep_;
+  std::string masked_text_;
   std::vector<std::pair<std::string, uint64_t>> counts_;
 };
 

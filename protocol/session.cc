@@ -1,5 +1,6 @@
 #include "protocol/session.h"
 
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -78,6 +79,15 @@ ErrorInfo audit_unavailable() {
 // A captured message body with its header again, to queue or hold whole.
 std::vector<uint8_t> reframe(uint8_t type, std::span<const uint8_t> body) {
   return MessageBuilder(static_cast<char>(type)).bytes(body).finish();
+}
+
+// Queues a captured message for the client as it came: its header rebuilt, the body
+// copied once.
+void relay_unchanged(core::OutQueue& out, uint8_t type, std::span<const uint8_t> body) {
+  uint8_t header[5] = {type};
+  const uint32_t length = htonl(static_cast<uint32_t>(body.size() + 4));
+  std::memcpy(header + 1, &length, 4);
+  out.push_copy(header, body);
 }
 
 ErrorInfo fatal(const char* sqlstate, std::string message, std::string hint = {}) {
@@ -706,7 +716,7 @@ void Session::relay_backend_error(std::span<const uint8_t> body) {
   if (filter_ && filter_->inspects('E')) {
     if (!relay_filtered('E', body)) return;
   } else {
-    to_client_.push_copy(reframe('E', body));
+    relay_unchanged(to_client_, 'E', body);
     if (audit_) audit_->on_server_header('E', static_cast<uint32_t>(body.size()));
   }
   note_backend_error(body);
@@ -717,7 +727,7 @@ bool Session::relay_filtered(uint8_t type, std::span<const uint8_t> body) {
   ErrorInfo refusal;
   switch (filter_->filter(type, body, replacement, refusal)) {
     case ResultFilter::Action::forward:
-      to_client_.push_copy(reframe(type, body));
+      relay_unchanged(to_client_, type, body);
       if (audit_) audit_->on_server_header(type, static_cast<uint32_t>(body.size()));
       return true;
     case ResultFilter::Action::replace:
