@@ -551,14 +551,7 @@ void Shard::on_tick() {
 }
 
 void Shard::install_policy_if_changed() {
-  const uint64_t version = shared_.policy_version.load(std::memory_order_acquire);
-  if (gates_ && version == policy_version_) return;
-  std::shared_ptr<const policy::Policy> policy;
-  {
-    std::lock_guard lock(shared_.policy_mutex);
-    policy = shared_.policy;
-  }
-  policy_version_ = version;
+  std::shared_ptr<const policy::Policy> policy = shared_.policy.take_if_changed(policy_version_, !gates_);
   if (!policy) return;
   if (gates_)
     gates_->install(std::move(policy));
@@ -567,14 +560,7 @@ void Shard::install_policy_if_changed() {
 }
 
 void Shard::install_masking_if_changed() {
-  const uint64_t version = shared_.masking_version.load(std::memory_order_acquire);
-  if (masking_ && version == masking_version_) return;
-  std::shared_ptr<const mask::Masking> masking;
-  {
-    std::lock_guard lock(shared_.masking_mutex);
-    masking = shared_.masking;
-  }
-  masking_version_ = version;
+  std::shared_ptr<const mask::Masking> masking = shared_.masking.take_if_changed(masking_version_, !masking_);
   if (masking) masking_ = std::make_unique<mask::ShardMasking>(std::move(masking));
 }
 

@@ -24,7 +24,35 @@
 
 namespace sluice::tools {
 
-// Set up before the shards start; read-only afterwards.
+// A value the shards pick up on their next tick: publish() replaces it and bumps the
+// version; a shard takes it when the version moved since the one it holds.
+template <typename T>
+class Reloadable {
+ public:
+  void publish(std::shared_ptr<const T> value) {
+    {
+      std::lock_guard lock(mutex_);
+      value_ = std::move(value);
+    }
+    version_.fetch_add(1, std::memory_order_release);
+  }
+  // The value when its version differs from `held` (then updated), or when `first`;
+  // otherwise null.
+  std::shared_ptr<const T> take_if_changed(uint64_t& held, bool first) const {
+    const uint64_t version = version_.load(std::memory_order_acquire);
+    if (!first && version == held) return nullptr;
+    held = version;
+    std::lock_guard lock(mutex_);
+    return value_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const T> value_;
+  std::atomic<uint64_t> version_{0};
+};
+
+// Set up before the shards start; read-only afterwards (but for the Reloadables).
 struct GatewayShared {
   const protocol::Settings* settings = nullptr;
   protocol::scram::Key mock_secret{};   // salts mock SCRAM exchanges for unknown users
@@ -32,17 +60,10 @@ struct GatewayShared {
   std::atomic<uint32_t> client_connections{0};
   uint32_t slots_per_shard = 0;
 
-  // The statement policy. A reload (SIGHUP) replaces it under the mutex and bumps
-  // the version; each shard notices on its next tick and installs it.
-  std::mutex policy_mutex;
-  std::shared_ptr<const policy::Policy> policy;
-  std::atomic<uint64_t> policy_version{0};
-
-  // Masking, reloaded like the policy: replaced under the mutex, version bumped, and
-  // each shard installs it on its next tick (open sessions keep what they started with).
-  std::mutex masking_mutex;
-  std::shared_ptr<const mask::Masking> masking;
-  std::atomic<uint64_t> masking_version{0};
+  // What a reload (SIGHUP) replaces; each shard installs it on its next tick, and open
+  // sessions keep what they started with.
+  Reloadable<policy::Policy> policy;
+  Reloadable<mask::Masking> masking;
 
   // The audit trail: one log and one wake eventfd per shard (empty when audit is off).
   std::vector<audit::ShardLog*> audit_logs;

@@ -127,17 +127,9 @@ void reload_policy(const std::string& config_path, GatewayShared& shared) {
   }
   const size_t groups = reloaded.policy->groups.size();
   const bool enabled = reloaded.policy->enabled;
-  {
-    std::lock_guard lock(shared.policy_mutex);
-    shared.policy = std::move(reloaded.policy);
-  }
-  shared.policy_version.fetch_add(1, std::memory_order_release);
+  shared.policy.publish(std::move(reloaded.policy));
   const std::string masking = describe_masking(*reloaded.masking);
-  {
-    std::lock_guard lock(shared.masking_mutex);
-    shared.masking = std::move(reloaded.masking);
-  }
-  shared.masking_version.fetch_add(1, std::memory_order_release);
+  shared.masking.publish(std::move(reloaded.masking));
   LOG_INFO("SIGHUP: policy reloaded from %s (%zu group(s)%s), masking: %s; listeners, targets and users change only "
            "at restart",
            config_path.c_str(), groups, enabled ? "" : ", policy DISABLED", masking.c_str());
@@ -211,10 +203,10 @@ int main(int argc, char** argv) {
   shared.slots_per_shard = std::min<uint32_t>(settings.gateway.max_client_connections + kRejectHeadroom,
                                               1u << Shard::kSlotBits);
   shared.ring_fds.assign(shard_count, -1);
-  shared.policy = loaded.policy;
+  shared.policy.publish(loaded.policy);
   if (!loaded.policy->enabled)
     LOG_WARN("[policy] enabled = false: statements are forwarded without being judged; not for production");
-  shared.masking = loaded.masking;
+  shared.masking.publish(loaded.masking);
   if (!loaded.masking->config.enabled)
     LOG_WARN("[mask] enabled = false: results reach clients unmasked; not for production");
   else
