@@ -156,14 +156,6 @@ std::span<const Finding> ScanResult::of_column(uint32_t column) const {
   return {findings.data() + (lower - findings.begin()), static_cast<size_t>(upper - lower)};
 }
 
-std::vector<uint32_t> ScanResult::kinds_found() const {
-  std::vector<uint32_t> kinds;
-  for (const Finding& f : findings) kinds.push_back(f.pattern);
-  std::sort(kinds.begin(), kinds.end());
-  kinds.erase(std::unique(kinds.begin(), kinds.end()), kinds.end());
-  return kinds;
-}
-
 // --- Scanner -----------------------------------------------------------------------------
 
 Scanner::Scanner(std::shared_ptr<const PatternSet> patterns, ScanLimits limits)
@@ -213,10 +205,8 @@ int Scanner::match(uint32_t id, uint64_t from, uint64_t to) {
       const uint64_t begin = std::max(start, value_begin), end = std::min(to, value_end);
       if (begin >= end) continue;
       confirm(id, column, static_cast<uint32_t>(begin - value_begin), static_cast<uint32_t>(end - value_begin));
-      if (found_) break;
     }
   }
-  if (stop_at_first_ && found_) return 1;
   if (columns > 0 && saturated_count_ == columns) return 1;  // nothing more can be recorded
   return 0;
 }
@@ -246,11 +236,6 @@ void Scanner::confirm(uint32_t id, uint32_t column, uint32_t begin, uint32_t end
   const Finding finding{column, span.begin, span.end, id};
   if (last_confirmed_[id].end == 0) touched_.push_back(id);
   last_confirmed_[id] = finding;
-  if (stop_at_first_) {
-    found_ = true;
-    first_ = finding;
-    return;
-  }
   candidates_.push_back(finding);
   if (candidates_.size() >= compact_at_) compact();
 }
@@ -302,7 +287,6 @@ ScanStatus Scanner::run(std::span<const std::string_view> values, TierSet tiers)
   saturated_.assign(values.size(), 0);
   saturated_count_ = 0;
   compact_at_ = kMinCompact;
-  found_ = false;
   values_ = values;
   if (!ready_) return ScanStatus::failed;
   uint64_t total = 1;
@@ -342,7 +326,6 @@ ScanStatus Scanner::scan(std::string_view value, TierSet tiers, ScanResult& out)
 
 ScanStatus Scanner::scan_row(std::span<const std::string_view> values, TierSet tiers, ScanResult& out) {
   out.clear();
-  stop_at_first_ = false;
   const ScanStatus status = run(values, tiers);
   if (status != ScanStatus::ok) return status;
   if (candidates_.empty()) return ScanStatus::ok;  // the common case: a clean row
@@ -352,16 +335,6 @@ ScanStatus Scanner::scan_row(std::span<const std::string_view> values, TierSet t
     if (saturated_[c]) out.saturated.push_back(c);
   }
   return ScanStatus::ok;
-}
-
-HitCheck Scanner::first_hit(std::span<const std::string_view> values, TierSet tiers, Finding* first) {
-  stop_at_first_ = true;
-  const ScanStatus status = run(values, tiers);
-  stop_at_first_ = false;
-  if (status != ScanStatus::ok) return HitCheck::failed;
-  if (!found_) return HitCheck::clean;
-  if (first != nullptr) *first = first_;
-  return HitCheck::hit;
 }
 
 }  // namespace sluice::mask

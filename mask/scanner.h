@@ -98,8 +98,6 @@ struct ScanResult {
   }
   // The findings of one column (a sub-span of `findings`).
   std::span<const Finding> of_column(uint32_t column) const;
-  // The distinct pattern indexes found, ascending (for the audit record).
-  std::vector<uint32_t> kinds_found() const;
 };
 
 enum class ScanStatus : uint8_t {
@@ -107,8 +105,6 @@ enum class ScanStatus : uint8_t {
   failed,  // Hyperscan failed (out of memory) or the row is 4 GiB or more: nothing is
            // known, so every scanned value must be treated as sensitive
 };
-
-enum class HitCheck : uint8_t { clean, hit, failed };
 
 // Scans with one Hyperscan scratch space: one Scanner per shard (thread), never shared.
 // Memory: a copy of the largest row scanned recently (rows over 1 MiB are not kept
@@ -130,9 +126,6 @@ class Scanner {
   // pattern matches a NUL, so none runs from one value into the next; a NULL column is
   // passed as an empty value). `out` is cleared first.
   ScanStatus scan_row(std::span<const std::string_view> values, TierSet tiers, ScanResult& out);
-  // Whether the row holds anything at all, stopping at the first confirmed finding
-  // (which is then stored in `*first` if given; not necessarily the leftmost).
-  HitCheck first_hit(std::span<const std::string_view> values, TierSet tiers, Finding* first = nullptr);
 
  private:
   static int on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags,
@@ -158,12 +151,9 @@ class Scanner {
   std::vector<uint8_t> saturated_;       // per column
   size_t saturated_count_ = 0;
   size_t compact_at_ = 0;
-  bool stop_at_first_ = false;
   // Set when the scan runs a larger database than asked for: matches of other tiers
   // are dropped.
   std::optional<TierSet> only_tiers_;
-  bool found_ = false;
-  Finding first_;
 };
 
 }  // namespace sluice::mask

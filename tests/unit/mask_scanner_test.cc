@@ -1,6 +1,6 @@
 // Tests for mask/scanner: row scanning and the mapping of findings back to columns,
 // NUL separators (nothing matches across values), overlap merging, the per-value
-// findings cap, user patterns and their compile errors, first_hit, apply_findings,
+// findings cap, user patterns and their compile errors, rewriting,
 // and hostile input.
 #include "mask/scanner.h"
 #include "tests/unit/mask_support.h"
@@ -62,7 +62,6 @@ TEST(MaskScanner, RowFindingsMapToColumns) {
   EXPECT_TRUE(result.of_column(2).empty());
   EXPECT_EQ(result.of_column(3).size(), 2u);
   EXPECT_TRUE(result.of_column(9).empty());
-  EXPECT_EQ(result.kinds_found().size(), 3u);
 
   // Tier 1 only: the PII in column 3 is not looked for.
   ASSERT_EQ(scanner.scan_row(row, TierSet::secrets, result), ScanStatus::ok);
@@ -219,22 +218,6 @@ TEST(MaskScanner, UserPatternCompileErrorsNameThePattern) {
   ASSERT_EQ(result.findings.size(), 1u);
   EXPECT_EQ(compiled.set->pattern(result.findings[0].pattern).kind, "employee_id");
   EXPECT_EQ(result.findings[0].begin, 11u);
-}
-
-TEST(MaskScanner, FirstHit) {
-  Scanner scanner(builtin_set());
-  const std::vector<std::string_view> clean = {"nothing", "to see", "here 127.0.0.1"};
-  EXPECT_EQ(scanner.first_hit(clean, TierSet::all), HitCheck::clean);
-  const std::vector<std::string_view> dirty = {"nothing", kGithubToken, "alice.smith@example.com"};
-  Finding first;
-  EXPECT_EQ(scanner.first_hit(dirty, TierSet::secrets, &first), HitCheck::hit);
-  EXPECT_EQ(first.column, 1u);
-  EXPECT_EQ(kind_of(first), "github_token");
-  EXPECT_EQ(scanner.first_hit({}, TierSet::all), HitCheck::clean);
-  // A full scan after a first_hit is complete again.
-  ScanResult result;
-  ASSERT_EQ(scanner.scan_row(dirty, TierSet::all, result), ScanStatus::ok);
-  EXPECT_EQ(result.findings.size(), 2u);
 }
 
 // A value rewritten from its findings, each by its pattern's strategy.
