@@ -243,7 +243,12 @@ Action ResultMasker::data_row(std::span<const uint8_t> body, std::vector<uint8_t
   }
   const size_t n = values_.size();
   const bool planned = described_ && plan_.size() == n;
-  static const ColumnPlan kUndescribed{};  // unknown type: scan everything, mask findings whole
+  // Unknown type: scan everything with both tiers (it may be free text), mask findings whole.
+  static const ColumnPlan kUndescribed = [] {
+    ColumnPlan plan;
+    plan.scan_pii = true;
+    return plan;
+  }();
   auto plan_of = [&](size_t i) -> const ColumnPlan& { return planned ? plan_[i] : kUndescribed; };
 
   scan_values_.assign(n, std::string_view());

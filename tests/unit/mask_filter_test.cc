@@ -207,6 +207,15 @@ TEST_F(MaskFilter, RowsAfterTheResultEndedAreMaskedWholeAsUnknown) {
   EXPECT_EQ(values_of(replacement_)[0], std::nullopt);
 }
 
+TEST_F(MaskFilter, UndescribedRowsAreScannedForPiiToo) {
+  // Their type is unknown, so they may be free text: an e-mail address is a finding
+  // (and, the type being unknown, the value becomes NULL).
+  open();
+  EXPECT_EQ(feed(data_row({std::string("mail ") + kEmail, "7"})), Action::replace);
+  EXPECT_EQ(values_of(replacement_)[0], std::nullopt);
+  EXPECT_EQ(values_of(replacement_)[1], std::optional<std::string>("7"));
+}
+
 TEST_F(MaskFilter, AStatementDescriptionDoesNotPlanTheRowsThatFollow) {
   open();
   filter_->passed('t');  // ParameterDescription: the RowDescription is a statement's
