@@ -20,7 +20,10 @@ using core::toml::Type;
 using core::toml::Value;
 
 constexpr std::string_view kMaskKeys[] = {"enabled",        "secrets",    "pii",    "exempt_groups",
-                                          "token_key_file", "strategies", "pattern"};
+                                          "token_key_file", "strategies", "pattern", "column",
+                                          "catalog_refresh_seconds"};
+constexpr std::string_view kColumnKeys[] = {"target", "table", "column", "kind", "strategy", "exempt_groups"};
+constexpr size_t kMaxColumnRules = 1024;
 constexpr std::string_view kPatternKeys[] = {"kind", "regex", "tier", "validator", "strategy", "description"};
 // Kinds appear in placeholders ("[masked:kind]") and as audit record keys.
 constexpr size_t kMaxKindBytes = 48;
@@ -122,7 +125,9 @@ class MaskLoader : private core::ValueChecker {
       PatternSet::Compiled compiled = compile_cached(std::move(patterns), tiers);
       if (!compiled.set) error(line_of_failed_pattern(compiled.error), compiled.error);
       masking->patterns = std::move(compiled.set);
-      if (masking->patterns && needs_token_key(*masking->patterns)) load_token_key(*masking);
+      const bool columns_use_token = std::any_of(config_.column_rules.begin(), config_.column_rules.end(),
+                                                 [](const ColumnRule& r) { return r.strategy.strategy == Strategy::token; });
+      if ((masking->patterns && needs_token_key(*masking->patterns)) || columns_use_token) load_token_key(*masking);
     }
     if (!has_errors()) {
       masking->config = std::move(config_);
@@ -156,6 +161,89 @@ class MaskLoader : private core::ValueChecker {
     }
     if (const Value* strategies = table.find("strategies")) load_strategies(*strategies);
     if (const Value* patterns = table.find("pattern")) load_patterns(*patterns);
+    if (const Value* columns = table.find("column")) load_columns(*columns);
+    if (const Value* v = get(table, "catalog_refresh_seconds", Type::integer, label)) {
+      if (v->integer < 5 || v->integer > 86400)
+        error(v->line, "'catalog_refresh_seconds' in [mask] must be from 5 to 86400");
+      else
+        config_.catalog_refresh_seconds = static_cast<uint32_t>(v->integer);
+    }
+  }
+
+  void load_columns(const Value& value) {
+    if (!core::is_header_array(value)) {
+      error(value.line, "'column' in [mask] must be [[mask.column]] sections, one per rule");
+      return;
+    }
+    if (value.array.size() > kMaxColumnRules) {
+      error(value.line, "at most " + std::to_string(kMaxColumnRules) + " [[mask.column]] sections are allowed");
+      return;
+    }
+    for (const Value& table : value.array) load_column(table);
+  }
+
+  void load_column(const Value& table) {
+    const std::string label = "[[mask.column]]";
+    check_keys(table, label, "mask.column", kColumnKeys);
+    ColumnRule rule;
+    rule.line = table.line;
+    bool ok = true;
+    if (const Value* t = table.find("target"); t != nullptr && t->type == Type::string) {
+      rule.targets.push_back(t->string);  // one target, or a list of them
+    } else if (auto targets = strings(table, "target", label)) {
+      for (const Value* each : *targets) rule.targets.push_back(each->string);
+    }
+    std::string table_text = "*";
+    if (const Value* t = get(table, "table", Type::string, label)) table_text = t->string;
+    if (!policy::parse_name_pattern(table_text, rule.table)) {
+      error(table.line, "'table' in [[mask.column]] must be \"schema.table\" or \"table\" ('*' matches any run of "
+                        "characters), not " + quote(table_text));
+      ok = false;
+    }
+    if (const Value* c = require(table, "column", Type::string, label)) {
+      rule.column = c->string;
+      if (rule.column.empty() || rule.column.size() > 128 || rule.column == "*") {
+        error(c->line, "'column' in [[mask.column]] must name a column or a pattern such as \"*ssn*\" "
+                       "(not empty, not \"*\": masking every column is what the policy's table scopes are for)");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (const Value* kind = get(table, "kind", Type::string, label)) {
+      rule.kind = kind->string;
+      if (!valid_kind(rule.kind)) {
+        error(kind->line, "'kind' in [[mask.column]] must be 1 to " + std::to_string(kMaxKindBytes) +
+                              " characters of a-z, 0-9 and _, starting with a letter, not " + quote(rule.kind));
+        ok = false;
+      }
+    } else {
+      rule.kind = column_kind(rule.column);
+    }
+    if (const Value* strategy = get(table, "strategy", Type::string, label)) {
+      if (!parse_strategy_spec(strategy->string, rule.strategy)) {
+        error(strategy->line, "'strategy' in [[mask.column]] must be one of " + std::string(kStrategyForms));
+        ok = false;
+      }
+    }
+    if (auto groups = strings(table, "exempt_groups", label)) {
+      for (const Value* g : *groups) rule.exempt_groups.push_back(g->string);
+    }
+    if (ok) config_.column_rules.push_back(std::move(rule));
+  }
+
+  // A kind for placeholders from a column pattern: "*ssn*" -> "ssn", "Email" -> "email".
+  static std::string column_kind(std::string_view column) {
+    std::string kind;
+    for (char c : column) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') kind += c;
+      else if (!kind.empty() && kind.back() != '_') kind += '_';
+    }
+    while (!kind.empty() && kind.back() == '_') kind.pop_back();
+    while (!kind.empty() && !(kind[0] >= 'a' && kind[0] <= 'z')) kind.erase(0, 1);
+    if (kind.size() > kMaxKindBytes) kind.resize(kMaxKindBytes);
+    return kind.empty() ? "column" : kind;
   }
 
   // [mask.strategies]: kind = "strategy", checked against the kinds once all are known.
@@ -309,6 +397,22 @@ class MaskLoader : private core::ValueChecker {
 };
 
 }  // namespace
+
+bool ColumnRule::applies_to_target(std::string_view target) const {
+  return targets.empty() || std::find(targets.begin(), targets.end(), target) != targets.end();
+}
+
+bool ColumnRule::matches(std::string_view schema, std::string_view table_name, std::string_view column_name) const {
+  policy::NamePattern column_pattern;
+  column_pattern.name = column;
+  return policy::matches(table, schema, table_name) && policy::matches(column_pattern, "", column_name);
+}
+
+bool ColumnRule::exempts(const std::vector<std::string>& groups) const {
+  return std::any_of(groups.begin(), groups.end(), [&](const std::string& g) {
+    return std::find(exempt_groups.begin(), exempt_groups.end(), g) != exempt_groups.end();
+  });
+}
 
 LoadedMasking load_masking(const core::toml::Value& root, const std::string& base_dir) {
   return MaskLoader(base_dir).load(root);

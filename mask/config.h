@@ -11,11 +11,28 @@
 
 #include "core/toml.h"
 #include "mask/patterns.h"
+#include "policy/policy.h"
 #include "mask/scanner.h"
 #include "mask/strategy.h"
 #include "mask/token_key.h"
 
 namespace sluice::mask {
+
+// [[mask.column]]: mask a column wherever it leaves, by the catalog's name for it
+// (table OID and attribute number in RowDescription), so an alias cannot dodge it.
+struct ColumnRule {
+  std::vector<std::string> targets;     // empty: every target
+  policy::NamePattern table;            // "schema.table" or "table" ('*' wildcards); "*" by default
+  std::string column;                   // the column's name as the catalog spells it ('*' wildcards)
+  std::string kind;                     // for placeholders and audit counts; default: the column
+  StrategySpec strategy;                // redact by default
+  std::vector<std::string> exempt_groups;  // members see clear text
+  int line = 0;
+
+  bool applies_to_target(std::string_view target) const;
+  bool matches(std::string_view schema, std::string_view table, std::string_view column) const;
+  bool exempts(const std::vector<std::string>& groups) const;
+};
 
 struct Config {
   bool enabled = true;
@@ -33,6 +50,10 @@ struct Config {
   std::vector<std::pair<std::string, StrategySpec>> strategies;
   // The operator's patterns, added to the built-in pack.
   std::vector<PatternSpec> user_patterns;
+  // Column rules, first match wins for a column.
+  std::vector<ColumnRule> column_rules;
+  // How often the catalog is reread anyway (besides after DDL through sluice).
+  uint32_t catalog_refresh_seconds = 60;
 };
 
 // What the gateway needs at run time: the compiled patterns and the key, shared by

@@ -95,7 +95,8 @@ constexpr uint32_t kTextOid = 25;  // error, notice, notification and COPY text 
 // ---------------------------------------------------------------------------
 // ShardMasking
 
-ShardMasking::ShardMasking(std::shared_ptr<const Masking> masking) : masking_(std::move(masking)) {
+ShardMasking::ShardMasking(std::shared_ptr<const Masking> masking, Catalog* catalog)
+    : masking_(std::move(masking)), catalog_(catalog) {
   if (masking_ && masking_->config.enabled && masking_->patterns) {
     scanner_ = std::make_shared<Scanner>(masking_->patterns);
     if (!scanner_->ready()) LOG_ERROR("masking: Hyperscan scratch space could not be allocated; values are masked unscanned");
@@ -111,17 +112,24 @@ bool ShardMasking::exempt(const std::vector<std::string>& groups) const {
 
 std::unique_ptr<protocol::ResultFilter> ShardMasking::open(const std::string& /*user*/,
                                                            const std::vector<std::string>& groups,
-                                                           const protocol::Target& /*target*/) {
+                                                           const protocol::Target& target) {
   if (!scanner_ || exempt(groups)) return nullptr;
-  if (!masking_->config.scan_secrets && !masking_->config.scan_pii) return nullptr;
-  return std::make_unique<ResultMasker>(masking_, scanner_);
+  ColumnRuleSource columns;
+  if (catalog_ && column_rules_apply(*masking_, target.name, groups)) {
+    columns.catalog = catalog_;
+    columns.target = target.name;
+    columns.groups = groups;
+  }
+  if (!masking_->config.scan_secrets && !masking_->config.scan_pii && !columns.catalog) return nullptr;
+  return std::make_unique<ResultMasker>(masking_, scanner_, std::move(columns));
 }
 
 // ---------------------------------------------------------------------------
 // ResultMasker
 
-ResultMasker::ResultMasker(std::shared_ptr<const Masking> masking, std::shared_ptr<Scanner> scanner)
-    : masking_(std::move(masking)), scanner_(std::move(scanner)) {}
+ResultMasker::ResultMasker(std::shared_ptr<const Masking> masking, std::shared_ptr<Scanner> scanner,
+                           ColumnRuleSource columns)
+    : masking_(std::move(masking)), scanner_(std::move(scanner)), columns_(std::move(columns)) {}
 
 bool ResultMasker::inspects(uint8_t type) const {
   switch (type) {
@@ -193,8 +201,9 @@ std::vector<std::pair<std::string, uint64_t>> ResultMasker::take_masked_counts()
   return out;
 }
 
-void ResultMasker::count(uint32_t pattern_index) {
-  const std::string& kind = scanner_->patterns().pattern(pattern_index).kind;
+void ResultMasker::count(uint32_t pattern_index) { count_kind(scanner_->patterns().pattern(pattern_index).kind); }
+
+void ResultMasker::count_kind(std::string_view kind) {
   for (auto& [k, n] : counts_) {
     if (k == kind) {
       ++n;
@@ -230,9 +239,38 @@ void ResultMasker::describe(std::span<const uint8_t> body) {
     plan.scan = !plan.known || family_holds_text(plan.type.family);
     plan.scan_pii = plan.scan;
     plan.hex_bytea = plan.known && plan.type.family == TypeFamily::bytea && plan.format == ValueFormat::text;
+    plan_column_rule(column, plan);
     plan_.push_back(plan);
   }
   described_ = true;
+}
+
+void ResultMasker::plan_column_rule(const protocol::ColumnDescription& column, ColumnPlan& plan) {
+  if (!columns_.catalog || column.table_oid == 0) return;
+  if (const uint64_t version = columns_.catalog->version(); version != catalog_version_ || !catalog_) {
+    catalog_version_ = version;
+    catalog_ = columns_.catalog->target(columns_.target);
+  }
+  if (!catalog_ || !catalog_->loaded || !catalog_->relids.count(column.table_oid)) {
+    // A relation newer than the snapshot (or no snapshot): ask for a reread, and do not
+    // show a value a rule might cover in the meantime.
+    plan.unverified = true;
+    columns_.catalog->invalidate(columns_.target);
+    return;
+  }
+  const MaskedColumn* masked = catalog_->find(column.table_oid, column.column_number);
+  if (masked == nullptr) return;
+  const ColumnRule& rule = catalog_->rule_of(*masked);
+  if (!rule.exempts(columns_.groups)) plan.rule = &rule;
+}
+
+bool ResultMasker::mask_by_rule(const ColumnPlan& plan, std::string_view value, Replacement& out) {
+  if (plan.rule == nullptr && !plan.unverified) return false;
+  const std::string_view kind = plan.rule ? std::string_view(plan.rule->kind) : std::string_view("unverified");
+  const StrategySpec spec = plan.rule ? plan.rule->strategy : StrategySpec{Strategy::redact, 0};
+  mask_value(spec, kind, plan.type, plan.format, value, masking_->token_key.get(), out);
+  count_kind(kind);
+  return true;
 }
 
 Action ResultMasker::data_row(std::span<const uint8_t> body, std::vector<uint8_t>& replacement, ErrorInfo& refusal) {
@@ -243,41 +281,60 @@ Action ResultMasker::data_row(std::span<const uint8_t> body, std::vector<uint8_t
   }
   const size_t n = values_.size();
   const bool planned = described_ && plan_.size() == n;
-  // Unknown type: scan everything with both tiers (it may be free text), mask findings whole.
+  // Unknown type: scan everything with both tiers (it may be free text), mask findings
+  // whole. With column rules, a value from an unseen description may be a masked
+  // column's: it is masked whole as unverified.
   static const ColumnPlan kUndescribed = [] {
     ColumnPlan plan;
     plan.scan_pii = true;
     return plan;
   }();
-  auto plan_of = [&](size_t i) -> const ColumnPlan& { return planned ? plan_[i] : kUndescribed; };
+  static const ColumnPlan kUndescribedUnderRules = [] {
+    ColumnPlan plan;
+    plan.unverified = true;
+    return plan;
+  }();
+  const ColumnPlan& undescribed = columns_.catalog ? kUndescribedUnderRules : kUndescribed;
+  auto plan_of = [&](size_t i) -> const ColumnPlan& { return planned ? plan_[i] : undescribed; };
 
   scan_values_.assign(n, std::string_view());
   if (decoded_.size() < n) decoded_.resize(n);
-  bool any = false, pii = false;
+  bool any = false, pii = false, by_rule = false;
   for (size_t i = 0; i < n; ++i) {
     const ColumnPlan& plan = plan_of(i);
-    if (values_[i].is_null || !plan.scan) continue;
+    if (values_[i].is_null) continue;
+    if (plan.rule || plan.unverified) {
+      by_rule = true;
+      continue;
+    }
+    if (!plan.scan) continue;
     std::string_view value = as_text(values_[i].bytes);
     if (plan.hex_bytea && decode_hex_bytea(value, decoded_[i])) value = decoded_[i];
     scan_values_[i] = value;
     any = true;
     pii = pii || plan.scan_pii;
   }
-  if (!any) return Action::forward;
+  if (!any && !by_rule) return Action::forward;
 
-  const ScanStatus status = scanner_->scan_row(scan_values_, tiers(pii), found_);
-  if (status == ScanStatus::ok && found_.findings.empty() && found_.saturated.empty()) return Action::forward;
+  const ScanStatus status = any ? scanner_->scan_row(scan_values_, tiers(pii), found_) : ScanStatus::ok;
+  if (!any) found_.clear();
+  if (!by_rule && status == ScanStatus::ok && found_.findings.empty() && found_.saturated.empty())
+    return Action::forward;
 
   replacements_.resize(n);
   std::vector<protocol::RowValue>& out = row_out_;
   out.assign(values_.begin(), values_.end());
   for (size_t i = 0; i < n; ++i) {
-    if (values_[i].is_null || !plan_of(i).scan) continue;
+    if (values_[i].is_null) continue;
     const ColumnPlan& plan = plan_of(i);
     const std::string_view value = as_text(values_[i].bytes);
     Replacement& rep = replacements_[i];
     const uint32_t column = static_cast<uint32_t>(i);
-    if (status != ScanStatus::ok) {
+    if (mask_by_rule(plan, value, rep)) {
+      // masked whole by its column rule
+    } else if (!plan.scan) {
+      continue;
+    } else if (status != ScanStatus::ok) {
       // Nothing is known about what this value holds: it is not shown.
       mask_value(StrategySpec{Strategy::redact, 0}, kUnscannedKind, plan.known ? plan.type : ColumnType{},
                  plan.format, value, nullptr, rep);

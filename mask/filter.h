@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "mask/catalog.h"
 #include "mask/column_type.h"
 #include "mask/config.h"
 #include "mask/scanner.h"
@@ -25,7 +26,8 @@ namespace sluice::mask {
 // keep the Masking and Scanner they were opened with.
 class ShardMasking final : public protocol::ResultFilterFactory {
  public:
-  explicit ShardMasking(std::shared_ptr<const Masking> masking);
+  // `catalog` (may be null: no column rules) outlives the shard.
+  ShardMasking(std::shared_ptr<const Masking> masking, Catalog* catalog);
 
   // nullptr (nothing to mask) when masking is disabled or the identity is in one of
   // the exempt groups.
@@ -37,6 +39,7 @@ class ShardMasking final : public protocol::ResultFilterFactory {
 
  private:
   std::shared_ptr<const Masking> masking_;
+  Catalog* catalog_;
   // Null when masking is disabled. Shared with the shard's maskers, so a session opened
   // before a reload keeps the patterns it started with.
   std::shared_ptr<Scanner> scanner_;
@@ -52,11 +55,24 @@ struct ColumnPlan {
   bool scan = true;        // false: the type cannot hold text (numbers, times, uuids...)
   bool scan_pii = false;   // free text: tier 2 applies too
   bool hex_bytea = false;  // bytea in text format: "\x..." is decoded before scanning
+  // A column rule masks the whole value (the catalog names its relation and column).
+  const ColumnRule* rule = nullptr;
+  // The column comes from a relation the catalog snapshot does not know (or the
+  // catalog could not be read): whether a rule applies is unknown, so it is masked.
+  bool unverified = false;
+};
+
+// Where a session's column rules come from: the catalog, its target, its groups.
+struct ColumnRuleSource {
+  Catalog* catalog = nullptr;  // null: no column rule applies to the session
+  std::string target;
+  std::vector<std::string> groups;
 };
 
 class ResultMasker final : public protocol::ResultFilter {
  public:
-  ResultMasker(std::shared_ptr<const Masking> masking, std::shared_ptr<Scanner> scanner);
+  ResultMasker(std::shared_ptr<const Masking> masking, std::shared_ptr<Scanner> scanner,
+               ColumnRuleSource columns = {});
 
   bool inspects(uint8_t type) const override;
   void passed(uint8_t type) override;
@@ -78,11 +94,18 @@ class ResultMasker final : public protocol::ResultFilter {
   // Text that could not be scanned is replaced whole.
   bool mask_text(std::string_view text, std::string& out);
   void count(uint32_t pattern);
+  void count_kind(std::string_view kind);
+  void plan_column_rule(const protocol::ColumnDescription& column, ColumnPlan& plan);
+  // Masks a value whole for its column rule (or as unverified); false: not such a column.
+  bool mask_by_rule(const ColumnPlan& plan, std::string_view value, Replacement& out);
   TierSet tiers(bool pii) const;
   const PatternSpec& pattern(const Finding& f) const { return scanner_->patterns().pattern(f.pattern); }
 
   const std::shared_ptr<const Masking> masking_;
   const std::shared_ptr<Scanner> scanner_;
+  const ColumnRuleSource columns_;
+  std::shared_ptr<const TargetCatalog> catalog_;  // the snapshot the plan's rules point into
+  uint64_t catalog_version_ = 0;
 
   // The current result set's columns, from its RowDescription. Invariant: empty with
   // `described_` false between results (after CommandComplete, an error, Sync...).

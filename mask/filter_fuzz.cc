@@ -22,7 +22,7 @@ mask::ShardMasking& shard() {
     auto parsed = sluice::core::toml::parse("[mask.strategies]\nemail = \"partial:2\"\n");
     mask::LoadedMasking loaded = mask::load_masking(parsed.root, "");
     if (!loaded.masking) std::abort();
-    return new mask::ShardMasking(loaded.masking);
+    return new mask::ShardMasking(loaded.masking, nullptr);
   }();
   return *instance;
 }

@@ -661,6 +661,7 @@ class Classifier {
       op.kind = from ? StatementKind::write : StatementKind::read;
       op.command = from ? "COPY FROM" : "COPY TO";
       if (from) mark_written(body["relation"]);
+      if (!from && body["relation"]) copied_columns(body);
       if (body["is_program"].boolean()) {
         op.facts |= fact_copy_program;
       } else if (body["filename"]) {
@@ -780,6 +781,19 @@ class Classifier {
     s_.operations.push_back(std::move(op));
   }
 
+  // COPY table [(columns)] TO: each column it sends is a use of that column (all of
+  // them, `table.*`, without a list).
+  void copied_columns(Node copy) {
+    const std::string table(copy["relation"]["relname"].text());
+    const int location = static_cast<int>(copy["relation"]["location"].integer());
+    if (!copy["attlist"].first()) {
+      s_.columns.push_back(ColumnUse{{table, "*"}, false, location});
+      return;
+    }
+    for (Node name = copy["attlist"].first(); name; name = name.next())
+      s_.columns.push_back(ColumnUse{{table, std::string(name.node_body()["sval"].text())}, false, location});
+  }
+
   static bool explain_analyze(Node body) {
     for (Node item = body["options"].first(); item; item = item.next()) {
       const Node def = item.node_body();
@@ -874,12 +888,22 @@ class Classifier {
       if (!type.empty()) {
         if (is_statement_node(type)) {
           if (first || !p.explain_only) describe(n, first);
+          note_projections(n, first);
           first = false;
           if (type == "ExplainStmt" && !explain_analyze(n.node_body())) below_explain_only = true;
           with_clause = n.node_body()["withClause"];
           if (with_clause) scope = push_cte_scope(with_clause, scope, UINT32_MAX);
         } else if (type == "FuncCall") {
           function_call(n.node_body());
+        } else if (type == "ColumnRef") {
+          column_ref(n);
+        } else if (type == "JoinExpr") {
+          const Node join = n.node_body();
+          if (join["isNatural"].boolean()) s_.natural_join = true;
+          for (Node name = join["usingClause"].first(); name; name = name.next())
+            s_.join_using.emplace_back(name.node_body()["sval"].text());
+        } else if (type == "RangeFunction") {
+          from_functions(n.node_body());
         }
       } else if (n.is_object()) {
         if (n["relname"].valid()) {
@@ -929,10 +953,62 @@ class Classifier {
     return false;
   }
 
+  // The SELECTs whose output columns are the statement's result: the top-level one,
+  // and the one PREPARE stores or EXPLAIN shows. A bare column in their target list is
+  // `projected`. UNION arms (unwrapped larg/rarg) and subqueries are not.
+  void note_projections(Node wrapped, bool top) {
+    const std::string_view type = wrapped.node_type();
+    const Node body = wrapped.node_body();
+    if (type == "PrepareStmt" || type == "ExplainStmt") {
+      projection_roots_.push_back(body["query"].index());
+      return;
+    }
+    if (type != "SelectStmt" || body["intoClause"]) return;
+    if (!top && std::find(projection_roots_.begin(), projection_roots_.end(), wrapped.index()) == projection_roots_.end())
+      return;
+    for (Node target = body["targetList"].first(); target; target = target.next()) {
+      const Node value = target.node_body()["val"];
+      if (value.node_type() == "ColumnRef") projected_.push_back(value.index());
+    }
+    // ORDER BY 2 / GROUP BY 2 work on an output column's real value, not the masked one.
+    for (Node sort = body["sortClause"].first(); sort; sort = sort.next())
+      if (sort.node_body()["node"].node_type() == "A_Const") s_.orders_by_position = true;
+    for (Node group = body["groupClause"].first(); group; group = group.next())
+      if (group.node_type() == "A_Const") s_.orders_by_position = true;
+  }
+
+  void column_ref(Node wrapped) {
+    const Node body = wrapped.node_body();
+    ColumnUse use;
+    for (Node field = body["fields"].first(); field; field = field.next()) {
+      if (field.node_type() == "A_Star") use.fields.emplace_back("*");
+      else use.fields.emplace_back(field.node_body()["sval"].text());
+    }
+    use.location = static_cast<int>(body["location"].integer());
+    use.projected = std::find(projected_.begin(), projected_.end(), wrapped.index()) != projected_.end();
+    s_.columns.push_back(std::move(use));
+  }
+
+  void from_functions(Node range_function) {
+    for (Node item = range_function["functions"].first(); item; item = item.next()) {
+      for (Node part = item.node_body()["items"].first(); part; part = part.next()) {
+        if (part.node_type() != "FuncCall") continue;
+        FunctionRef ref;
+        ref.name = name_from_list(part.node_body()["funcname"]);
+        ref.location = static_cast<int>(part.node_body()["location"].integer());
+        s_.from_functions.push_back(std::move(ref));
+      }
+    }
+  }
+
   void relation(Node range_var, uint32_t scope) {
     RelationRef ref;
     ref.name = name_from_range_var(range_var);
     if (ref.name.schema.empty() && is_cte_name(ref.name.name, scope)) return;  // a CTE, not a table
+    if (const Node alias = range_var["alias"]) {
+      ref.alias = std::string(alias["aliasname"].text());
+      ref.renames_columns = static_cast<bool>(alias["colnames"].first());
+    }
     ref.location = static_cast<int>(range_var["location"].integer());
     ref.access = std::find(written_.begin(), written_.end(), range_var.index()) != written_.end() ? Access::write
                                                                                                    : Access::read;
@@ -969,6 +1045,8 @@ class Classifier {
 
   StatementSummary& s_;
   std::vector<uint32_t> written_;  // node indexes of RangeVars the statement writes
+  std::vector<uint32_t> projection_roots_;  // node indexes of SELECTs whose output is the result
+  std::vector<uint32_t> projected_;         // node indexes of ColumnRefs that are whole output columns
   std::vector<CteScope> scopes_;
   bool writes_system_catalog_ = false;
 };

@@ -414,6 +414,11 @@ uint32_t Engine::intern(Subject& subject) {
 
 const Decision& Engine::judge(Subject& subject, std::string_view sql) {
   ++stats_.judged;
+  if (subject.protected_columns && subject.protected_columns->version > protected_version_) {
+    // The masked columns changed: decisions made under the old ones no longer hold.
+    protected_version_ = subject.protected_columns->version;
+    cache_.clear();
+  }
   const uint32_t id = intern(subject);
   const bool cacheable = policy_->decision_cache_entries > 0 && sql.size() <= kMaxCachedStatementBytes;
   if (cacheable) {
@@ -458,6 +463,17 @@ const Decision& Engine::decide(const Subject& subject, std::string_view sql) {
   statements_.clear();
   classify(tree_, statements_);
   scratch_ = evaluate(*policy_, subject, statements_);
+  for (const StatementSummary& s : statements_)
+    for (const Operation& op : s.operations)
+      if (op.kind == StatementKind::ddl || op.kind == StatementKind::admin || op.kind == StatementKind::procedural)
+        scratch_.changes_schema = true;
+  if (scratch_.allowed() && subject.protected_columns) {
+    if (std::optional<Decision> refusal = check_protected(*subject.protected_columns, subject, statements_)) {
+      refusal->statements = scratch_.statements;
+      refusal->changes_schema = scratch_.changes_schema;
+      scratch_ = std::move(*refusal);
+    }
+  }
   return scratch_;
 }
 

@@ -13,6 +13,7 @@
 
 #include "policy/parse_tree.h"
 #include "policy/policy.h"
+#include "policy/protect.h"
 #include "policy/statement.h"
 
 namespace sluice::policy {
@@ -25,6 +26,9 @@ struct Subject {
   // The target's pinned search_path with "$user" already replaced by the backend
   // role: where an unqualified table name can be found.
   std::vector<std::string> search_path;
+  // The columns masked for this identity on its target (null: none). Whoever builds
+  // the subject keeps it current; a new version empties the engine's decision cache.
+  std::shared_ptr<const ProtectedColumns> protected_columns;
 
   // Engine bookkeeping: the interned id for `generation`.
   uint64_t generation = 0;
@@ -40,6 +44,7 @@ struct Decision {
   std::string hint;
   int position = 0;      // 1-based character position for syntax errors, else 0
   uint32_t statements = 0;
+  bool changes_schema = false;  // DDL: relations or columns may differ once it ran
   bool allowed() const { return action == Action::allow; }
 };
 
@@ -96,6 +101,7 @@ class Engine {
 
   std::shared_ptr<const Policy> policy_;
   uint64_t generation_ = 1;
+  uint64_t protected_version_ = 0;  // of the newest ProtectedColumns a subject brought
   std::unordered_map<std::string, uint32_t> subjects_;  // interned "target\0group\0group..." -> id
   std::unordered_map<CacheKey, Decision, CacheKeyHash> cache_;
   CacheKey probe_;  // reused lookup key (its string keeps its capacity)

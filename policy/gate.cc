@@ -15,11 +15,19 @@ bool plain_identifier(std::string_view name) {
 
 class SessionGate : public protocol::StatementGate {
  public:
-  SessionGate(Engine& engine, Subject subject, AccessMode mode, std::vector<std::string> configured_path)
-      : engine_(engine), subject_(std::move(subject)), mode_(mode), configured_path_(std::move(configured_path)) {}
+  SessionGate(Engine& engine, Subject subject, AccessMode mode, std::vector<std::string> configured_path,
+              ProtectedColumnsSource* protected_source)
+      : engine_(engine),
+        subject_(std::move(subject)),
+        mode_(mode),
+        configured_path_(std::move(configured_path)),
+        protected_source_(protected_source) {}
 
   bool judge(std::string_view sql, protocol::ErrorInfo& refusal, protocol::Verdict& verdict) override {
+    refresh_protected_columns();
     const Decision& d = engine_.judge(subject_, sql);
+    if (protected_source_ && (d.changes_schema || d.rule == "masking-unknown-relation"))
+      protected_source_->invalidate(subject_.target);
     verdict = {engine_.policy().enabled ? action_name(d.action) : "unjudged", d.rule, d.group};
     if (d.allowed()) return true;
     refusal.severity = "ERROR";
@@ -63,10 +71,20 @@ class SessionGate : public protocol::StatementGate {
  private:
   static const char* core_action(const Decision& d) { return action_name(d.action); }
 
+  void refresh_protected_columns() {
+    if (!protected_source_) return;
+    const uint64_t version = protected_source_->version();
+    if (version == protected_version_) return;
+    protected_version_ = version;
+    subject_.protected_columns = protected_source_->protected_columns(subject_.target, subject_.groups);
+  }
+
   Engine& engine_;
   Subject subject_;
   AccessMode mode_;
   std::vector<std::string> configured_path_;
+  ProtectedColumnsSource* protected_source_;
+  uint64_t protected_version_ = 0;
 };
 
 }  // namespace
@@ -104,7 +122,8 @@ std::unique_ptr<protocol::StatementGate> PolicyGates::open(const std::string& us
     refusal.hint = "ask the gateway's operator to add a group that lists this target to your user";
     return nullptr;
   }
-  return std::make_unique<SessionGate>(engine_, std::move(subject), admission.mode, target.search_path);
+  return std::make_unique<SessionGate>(engine_, std::move(subject), admission.mode, target.search_path,
+                                       protected_source_);
 }
 
 }  // namespace sluice::policy

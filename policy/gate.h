@@ -17,6 +17,8 @@ class PolicyGates : public protocol::StatementGateFactory {
   // A reloaded policy: the next statement of every session is judged by it.
   void install(std::shared_ptr<const Policy> policy) { engine_.install(std::move(policy)); }
   bool enabled() const { return engine_.policy().enabled; }
+  // Where sessions learn which columns are masked for them (null: none are).
+  void set_protected_columns_source(ProtectedColumnsSource* source) { protected_source_ = source; }
   Engine& engine() { return engine_; }
 
   std::unique_ptr<protocol::StatementGate> open(const std::string& user, const std::vector<std::string>& groups,
@@ -24,6 +26,7 @@ class PolicyGates : public protocol::StatementGateFactory {
 
  private:
   Engine engine_;
+  ProtectedColumnsSource* protected_source_ = nullptr;
 };
 
 // The search_path value sent to PostgreSQL for these schema names: each quoted as

@@ -59,6 +59,20 @@ struct RelationRef {
   QualifiedName name;
   Access access = Access::read;
   int location = -1;  // byte offset in the SQL text, -1 unknown
+  std::string alias;             // `FROM customers c`: "c"; empty without an alias
+  bool renames_columns = false;  // `FROM customers c(a, b)`: the alias renames columns
+};
+
+// A column reference as written: {"c", "ssn"}, {"ssn"}, {"c", "*"}, {"*"}. COPY's
+// column list and a COPY of a whole table are recorded as references too.
+struct ColumnUse {
+  std::vector<std::string> fields;  // "*" stands for a star
+  // The whole value of one output column of the statement's own result (a bare column
+  // in the target list of the top-level SELECT, or of PREPARE's or EXPLAIN's SELECT):
+  // the one place a masked column's value is rewritten on its way out.
+  bool projected = false;
+  int location = -1;
+  std::string_view last() const { return fields.empty() ? std::string_view() : std::string_view(fields.back()); }
 };
 
 struct FunctionRef {
@@ -90,6 +104,11 @@ struct StatementSummary {
   std::vector<RelationRef> relations;    // every relation referenced, at any depth
   std::vector<FunctionRef> functions;    // every function called, at any depth
   std::vector<SettingChange> settings;   // settings changed (SET, RESET, set_config)
+  std::vector<ColumnUse> columns;        // every column reference, at any depth
+  std::vector<std::string> join_using;   // JOIN ... USING (names)
+  bool natural_join = false;             // a NATURAL JOIN compares same-named columns
+  bool orders_by_position = false;       // the result's SELECT sorts or groups by output position (ORDER BY 2)
+  std::vector<FunctionRef> from_functions;  // functions in FROM (their rows sluice cannot see into)
   int location = 0;                      // byte offset of the statement in the SQL text
 
   const Operation& main() const { return operations.front(); }

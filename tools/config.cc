@@ -398,6 +398,25 @@ class Loader : private core::ValueChecker {
     mask::LoadedMasking loaded = mask::load_masking(root, base_dir_);
     for (auto& problem : loaded.problems) add(problem.line, std::move(problem.message), problem.is_error);
     result_.masking = std::move(loaded.masking);
+    if (result_.masking) check_column_rules(*result_.masking);
+  }
+
+  // Column rules hold only with the statement policy judging every statement: without
+  // it `SELECT ssn || ''` would carry a masked column's value out unmasked.
+  void check_column_rules(const mask::Masking& masking) {
+    if (!masking.config.enabled) return;
+    for (const mask::ColumnRule& rule : masking.config.column_rules) {
+      if (result_.policy && !result_.policy->enabled) {
+        error(rule.line, "[[mask.column]] rules need the statement policy: with [policy] enabled = false, "
+                         "expressions such as ssn || '' would return a masked column unmasked (remove "
+                         "'enabled = false' from [policy])");
+        return;
+      }
+      for (const std::string& target : rule.targets)
+        if (!std::any_of(result_.settings.targets.begin(), result_.settings.targets.end(),
+                         [&](const protocol::Target& t) { return t.name == target; }))
+          error(rule.line, "[[mask.column]] names unknown target " + quote(target));
+    }
   }
 
   void unknown_top_level(const std::string& key, const Value& value) {

@@ -553,15 +553,17 @@ void Shard::on_tick() {
 void Shard::install_policy_if_changed() {
   std::shared_ptr<const policy::Policy> policy = shared_.policy.take_if_changed(policy_version_, !gates_);
   if (!policy) return;
-  if (gates_)
+  if (gates_) {
     gates_->install(std::move(policy));
-  else
+  } else {
     gates_ = std::make_unique<policy::PolicyGates>(std::move(policy));
+    gates_->set_protected_columns_source(shared_.catalog);
+  }
 }
 
 void Shard::install_masking_if_changed() {
   std::shared_ptr<const mask::Masking> masking = shared_.masking.take_if_changed(masking_version_, !masking_);
-  if (masking) masking_ = std::make_unique<mask::ShardMasking>(std::move(masking));
+  if (masking) masking_ = std::make_unique<mask::ShardMasking>(std::move(masking), shared_.catalog);
 }
 
 void Shard::on_wake(uint64_t value) {

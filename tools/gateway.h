@@ -64,6 +64,8 @@ struct GatewayShared {
   // sessions keep what they started with.
   Reloadable<policy::Policy> policy;
   Reloadable<mask::Masking> masking;
+  // Which columns the column rules mask, per target (kept current by its own thread).
+  mask::Catalog* catalog = nullptr;
 
   // The audit trail: one log and one wake eventfd per shard (empty when audit is off).
   std::vector<audit::ShardLog*> audit_logs;

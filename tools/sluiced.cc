@@ -129,6 +129,7 @@ void reload_policy(const std::string& config_path, GatewayShared& shared) {
   const bool enabled = reloaded.policy->enabled;
   shared.policy.publish(std::move(reloaded.policy));
   const std::string masking = describe_masking(*reloaded.masking);
+  if (shared.catalog) shared.catalog->install(reloaded.masking);
   shared.masking.publish(std::move(reloaded.masking));
   LOG_INFO("SIGHUP: policy reloaded from %s (%zu group(s)%s), masking: %s; listeners, targets and users change only "
            "at restart",
@@ -207,6 +208,12 @@ int main(int argc, char** argv) {
   if (!loaded.policy->enabled)
     LOG_WARN("[policy] enabled = false: statements are forwarded without being judged; not for production");
   shared.masking.publish(loaded.masking);
+  // Column rules need each target's catalog: read once now (so the first statements
+  // are judged against it), then kept current in the background.
+  sluice::mask::Catalog catalog(settings);
+  catalog.install(loaded.masking);
+  catalog.start();
+  shared.catalog = &catalog;
   if (!loaded.masking->config.enabled)
     LOG_WARN("[mask] enabled = false: results reach clients unmasked; not for production");
   else

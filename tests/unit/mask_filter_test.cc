@@ -74,7 +74,7 @@ class MaskFilter : public ::testing::Test {
   void open(const std::string& toml = "") {
     LoadedMasking loaded = load(toml);
     ASSERT_TRUE(loaded.masking) << problems(loaded);
-    shard_ = std::make_unique<ShardMasking>(loaded.masking);
+    shard_ = std::make_unique<ShardMasking>(loaded.masking, nullptr);
     filter_ = shard_->open("alice", {"dev"}, target_);
     ASSERT_TRUE(filter_);
   }
@@ -155,14 +155,14 @@ TEST(MaskConfig, TheTokenStrategyNeedsAKeyFile) {
 TEST(MaskConfig, ExemptGroupsOpenNoFilterAndDisabledMaskingNone) {
   LoadedMasking loaded = load("[mask]\nexempt_groups = [\"dba\"]\n");
   ASSERT_TRUE(loaded.masking) << problems(loaded);
-  ShardMasking shard(loaded.masking);
+  ShardMasking shard(loaded.masking, nullptr);
   protocol::Target target;
   EXPECT_FALSE(shard.open("root", {"dev", "dba"}, target));
   EXPECT_TRUE(shard.open("agent", {"dev"}, target));
 
   LoadedMasking off = load("[mask]\nenabled = false\n");
   ASSERT_TRUE(off.masking) << problems(off);
-  EXPECT_FALSE(ShardMasking(off.masking).open("agent", {"dev"}, target));
+  EXPECT_FALSE(ShardMasking(off.masking, nullptr).open("agent", {"dev"}, target));
 }
 
 TEST_F(MaskFilter, InspectsTheMessagesThatCarryData) {

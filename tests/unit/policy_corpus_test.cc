@@ -7,38 +7,13 @@
 #include <sstream>
 
 #include "policy/engine.h"
+#include "tests/statement_cases.h"
 
 namespace sluice::policy {
 namespace {
 
-struct Case {
-  int line = 0;
-  std::string expected;  // "allow" or "block <rule>"
-  std::string sql;
-};
-
-std::vector<Case> load_cases(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<Case> cases;
-  std::string line;
-  int number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (line.rfind("##", 0) == 0) continue;
-    if (line.rfind("== ", 0) == 0) {
-      cases.push_back({number, line.substr(3), ""});
-      continue;
-    }
-    if (cases.empty()) continue;
-    cases.back().sql += line;
-    cases.back().sql += '\n';
-  }
-  for (Case& c : cases) {
-    while (!c.sql.empty() && (c.sql.back() == '\n' || c.sql.back() == '\r')) c.sql.pop_back();
-    while (!c.expected.empty() && c.expected.back() == ' ') c.expected.pop_back();
-  }
-  return cases;
-}
+using Case = testing_support::StatementCase;
+using testing_support::load_statement_cases;
 
 std::shared_ptr<const Policy> agent_policy(AccessMode mode) {
   auto policy = std::make_shared<Policy>();
@@ -63,7 +38,7 @@ Subject agent_subject() {
 std::string outcome(const Decision& d) { return d.allowed() ? "allow" : "block " + d.rule; }
 
 TEST(PolicyCorpus, AgentDefaultPackDecidesEveryCaseAsSpecified) {
-  const std::vector<Case> cases = load_cases(SLUICE_SOURCE_DIR "/tests/policy/agent_default.cases");
+  const std::vector<Case> cases = load_statement_cases(SLUICE_SOURCE_DIR "/tests/policy/agent_default.cases");
   ASSERT_GE(cases.size(), 250u) << "the corpus must hold at least 250 statements";
   Engine engine(agent_policy(AccessMode::read_write));
   Subject subject = agent_subject();
@@ -85,7 +60,7 @@ TEST(PolicyCorpus, AgentDefaultPackDecidesEveryCaseAsSpecified) {
 }
 
 TEST(PolicyCorpus, CachedDecisionsMatchFreshOnes) {
-  const std::vector<Case> cases = load_cases(SLUICE_SOURCE_DIR "/tests/policy/agent_default.cases");
+  const std::vector<Case> cases = load_statement_cases(SLUICE_SOURCE_DIR "/tests/policy/agent_default.cases");
   Engine engine(agent_policy(AccessMode::read_write));
   Subject subject = agent_subject();
   std::vector<std::string> first;
