@@ -264,6 +264,16 @@ groups = ["agents"]
 targets = ["app"]
 access = "read-write"
 packs = ["agent-default"]
+
+# Columns masked by what they are, whatever they hold (docs/masking.md).
+[[mask.column]]
+table = "public.customers"
+column = "ssn"
+strategy = "partial:4"
+
+[[mask.column]]
+table = "public.customers"
+column = "email"
 EOF
   )
 }
@@ -338,7 +348,9 @@ sluice is running. Connect through it with:
   PGPASSWORD=$gateway_password psql "host=127.0.0.1 port=$sluice_port dbname=app user=$gateway_user"
 
 Then try for example:  SELECT id, name, email, card, api_key FROM customers ORDER BY id LIMIT 5;
-(e-mail addresses, card numbers and API keys come back masked: docs/masking.md)
+(e-mail addresses, SSNs, card numbers and API keys come back masked: docs/masking.md)
+and:                    SELECT ssn || '' FROM customers;
+(refused: a masked column may only leave as a bare column)
 
   sluice log:       $sluiced_log
   sluice config:    $config
