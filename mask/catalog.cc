@@ -19,6 +19,9 @@ constexpr auto kRetryAfterFailure = std::chrono::seconds(2);
 // (and again at the next periodic refresh).
 constexpr auto kAfterDdl = std::chrono::milliseconds(300);
 constexpr int kMaxViewRounds = 8;  // views of views of views...
+// Rereads asked for by sessions come at most this often per target, so a relation the
+// catalog query cannot list does not turn every result into a catalog read.
+constexpr auto kMinInvalidatedInterval = std::chrono::seconds(1);
 
 class Builder {
  public:
@@ -121,7 +124,7 @@ constexpr const char* kColumnsQuery =
     "SELECT c.oid, n.nspname, c.relname, c.relkind, coalesce(a.attnum, 0), coalesce(a.attname, '') "
     "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-    "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT LIKE 'pg\\_toast%'";
+    "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND n.nspname NOT LIKE 'pg\\_toast%'";
 
 // Columns of relations that each view's (or materialized view's) rewrite rule reads.
 constexpr const char* kDependenciesQuery =
@@ -249,7 +252,7 @@ void Catalog::invalidate(std::string_view target) {
   std::lock_guard lock(mutex_);
   for (size_t i = 0; i < slots_.size(); ++i) {
     if (settings_.targets[i].name != target || !slots_[i].wanted) continue;
-    const auto soon = Clock::now() + kAfterDdl;
+    const auto soon = std::max(Clock::now() + kAfterDdl, slots_[i].last_read + kMinInvalidatedInterval);
     if (slots_[i].due > soon) slots_[i].due = soon;
   }
   wake_.notify_all();
@@ -304,7 +307,8 @@ void Catalog::read_due(bool all) {
       std::lock_guard lock(mutex_);
       if (!slots_[i].wanted || (!all && slots_[i].due > Clock::now())) continue;
       masking = masking_;
-      slots_[i].due = Clock::now() + std::chrono::seconds(masking->config.catalog_refresh_seconds);
+      slots_[i].last_read = Clock::now();
+      slots_[i].due = slots_[i].last_read + std::chrono::seconds(masking->config.catalog_refresh_seconds);
     }
     std::shared_ptr<TargetCatalog> fresh = read(settings_.targets[i], masking);
     std::lock_guard lock(mutex_);

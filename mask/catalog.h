@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -30,7 +31,7 @@ struct CatalogColumn {
   uint32_t relid = 0;
   std::string schema;
   std::string relation;
-  char relkind = 'r';  // r table, p partitioned, v view, m materialized view, f foreign table
+  char relkind = 'r';  // r table, p partitioned, v view, m materialized view, f foreign table, S sequence
   int16_t attnum = 0;  // 0: a relation without columns (listed so it is known)
   std::string column;
 };
@@ -126,6 +127,7 @@ class Catalog final : public policy::ProtectedColumnsSource {
   struct Slot {
     std::shared_ptr<const TargetCatalog> catalog;
     std::chrono::steady_clock::time_point due{};  // next read
+    std::chrono::steady_clock::time_point last_read{};
     bool wanted = false;                           // some rule applies to this target
   };
   void run();

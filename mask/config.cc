@@ -160,26 +160,16 @@ class MaskLoader : private core::ValueChecker {
       token_key_line_ = v->line;
     }
     if (const Value* strategies = table.find("strategies")) load_strategies(*strategies);
-    if (const Value* patterns = table.find("pattern")) load_patterns(*patterns);
-    if (const Value* columns = table.find("column")) load_columns(*columns);
+    if (const Value* patterns = table.find("pattern"))
+      load_sections(*patterns, "pattern", kMaxUserPatterns, [this](const Value& t) { load_pattern(t); });
+    if (const Value* columns = table.find("column"))
+      load_sections(*columns, "column", kMaxColumnRules, [this](const Value& t) { load_column(t); });
     if (const Value* v = get(table, "catalog_refresh_seconds", Type::integer, label)) {
       if (v->integer < 5 || v->integer > 86400)
         error(v->line, "'catalog_refresh_seconds' in [mask] must be from 5 to 86400");
       else
         config_.catalog_refresh_seconds = static_cast<uint32_t>(v->integer);
     }
-  }
-
-  void load_columns(const Value& value) {
-    if (!core::is_header_array(value)) {
-      error(value.line, "'column' in [mask] must be [[mask.column]] sections, one per rule");
-      return;
-    }
-    if (value.array.size() > kMaxColumnRules) {
-      error(value.line, "at most " + std::to_string(kMaxColumnRules) + " [[mask.column]] sections are allowed");
-      return;
-    }
-    for (const Value& table : value.array) load_column(table);
   }
 
   void load_column(const Value& table) {
@@ -263,16 +253,19 @@ class MaskLoader : private core::ValueChecker {
     }
   }
 
-  void load_patterns(const Value& value) {
+  // [[mask.KEY]] sections, at most `max` of them, each handed to `load`.
+  template <typename Load>
+  void load_sections(const Value& value, const std::string& key, size_t max, Load load) {
+    const std::string header = "[[mask." + key + "]]";
     if (!core::is_header_array(value)) {
-      error(value.line, "'pattern' in [mask] must be [[mask.pattern]] sections, one per pattern");
+      error(value.line, "'" + key + "' in [mask] must be " + header + " sections, one each");
       return;
     }
-    if (value.array.size() > kMaxUserPatterns) {
-      error(value.line, "at most " + std::to_string(kMaxUserPatterns) + " [[mask.pattern]] sections are allowed");
+    if (value.array.size() > max) {
+      error(value.line, "at most " + std::to_string(max) + " " + header + " sections are allowed");
       return;
     }
-    for (const Value& table : value.array) load_pattern(table);
+    for (const Value& table : value.array) load(table);
   }
 
   void load_pattern(const Value& table) {

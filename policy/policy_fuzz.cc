@@ -1,6 +1,7 @@
 // libFuzzer target: the whole policy path a statement takes (guard, libpg_query,
 // the JSON parse tree, classify, evaluate, the decision cache) must never crash,
-// hang or leak on any input, and must decide the same way twice.
+// hang or leak on any input, and must decide the same way twice. The subject has
+// masked columns, so the masking checks (protect.cc) run on every parsed statement.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -37,6 +38,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     s.groups = {"agents"};
     s.target = "app";
     s.search_path = {"public"};
+    auto masked = std::make_shared<sluice::policy::ProtectedColumns>();
+    masked->version = 1;
+    masked->relations["public.customers"] = {"ssn", "email"};
+    for (const char* r : {"public.customers", "public.orders", "pg_catalog.pg_class"}) masked->known_relations.insert(r);
+    masked->column_names = {"ssn", "email"};
+    s.protected_columns = masked;
     return s;
   }();
   const std::string_view sql(reinterpret_cast<const char*>(data), size);

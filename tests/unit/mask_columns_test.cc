@@ -135,8 +135,8 @@ std::shared_ptr<const policy::ProtectedColumns> customers_protection() {
   p->version = 1;
   p->relations["public.customers"] = {"email", "ssn", "card", "api_key"};
   p->relations["public.v_customers"] = {"tax_id", "mail"};
-  for (const char* name : {"public.customers", "public.v_customers", "public.orders", "pg_catalog.pg_class",
-                           "pg_catalog.pg_stats", "pg_catalog.pg_stat_activity", "pg_catalog.pg_db_role_setting"})
+  for (const char* name : {"public.customers", "public.v_customers", "public.orders", "public.orders_id_seq",
+                           "pg_catalog.pg_class", "pg_catalog.pg_stats", "pg_catalog.pg_stat_activity", "pg_catalog.pg_db_role_setting"})
     p->known_relations.insert(name);
   for (const auto& [relation, columns] : p->relations)
     for (const auto& c : columns) p->column_names.insert(c);
