@@ -1,5 +1,7 @@
 #include "core/out_queue.h"
 
+#include <algorithm>
+
 #include <cassert>
 #include <cstring>
 
@@ -36,12 +38,25 @@ void OutQueue::push_copy(std::span<const uint8_t> bytes) { push_copy(bytes, {});
 void OutQueue::push_copy(std::span<const uint8_t> head, std::span<const uint8_t> tail) {
   const size_t size = head.size() + tail.size();
   if (size == 0) return;
-  auto owned = std::make_unique_for_overwrite<uint8_t[]>(size);
-  if (!head.empty()) std::memcpy(owned.get(), head.data(), head.size());
-  if (!tail.empty()) std::memcpy(owned.get() + head.size(), tail.data(), tail.size());
-  const uint8_t* data = owned.get();
-  if (count_ == capacity_) grow();
-  at(count_++) = Segment{data, static_cast<uint32_t>(size), kNoBuffer, std::move(owned)};
+  uint8_t* to = nullptr;
+  if (count_ != 0) {
+    // Append to the last copied segment when it has room. A send in flight covers
+    // only the bytes it was given; the buffer does not move, so appending is safe.
+    Segment& last = at(count_ - 1);
+    if (last.owned && last.capacity - last.size >= size) {
+      to = last.owned.get() + last.size;
+      last.size += static_cast<uint32_t>(size);
+    }
+  }
+  if (to == nullptr) {
+    const uint32_t capacity = static_cast<uint32_t>(std::max<size_t>(size, size < kCopyChunk / 4 ? kCopyChunk : 0));
+    auto owned = std::make_unique_for_overwrite<uint8_t[]>(capacity);
+    to = owned.get();
+    if (count_ == capacity_) grow();
+    at(count_++) = Segment{to, static_cast<uint32_t>(size), kNoBuffer, std::move(owned), capacity};
+  }
+  if (!head.empty()) std::memcpy(to, head.data(), head.size());
+  if (!tail.empty()) std::memcpy(to + head.size(), tail.data(), tail.size());
   queued_bytes_ += size;
 }
 

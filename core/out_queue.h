@@ -23,6 +23,7 @@ namespace sluice::core {
 class OutQueue {
  public:
   static constexpr int kMaxIovecs = 64;
+  static constexpr uint32_t kCopyChunk = 16 * 1024;
 
   OutQueue(BufferPool* pool, uint32_t limit_bytes) : pool_(pool), limit_bytes_(limit_bytes) {}
   ~OutQueue() { clear(); }
@@ -31,7 +32,9 @@ class OutQueue {
 
   // Queues bytes inside a pooled buffer; adjacent slices of the same buffer merge.
   void push_buffer_slice(const uint8_t* data, uint32_t size, BufferIndex buffer);
-  // Queues a copy of bytes sluice generated.
+  // Queues a copy of bytes sluice generated. Small copies are appended to the last
+  // copied segment while it has room (kCopyChunk), so a stream of rewritten rows goes
+  // out in few iovecs and few allocations; bytes already handed to a send never move.
   void push_copy(std::span<const uint8_t> bytes);
   // Queues a copy of `head` followed by `tail` as one segment (a message header and a
   // body held elsewhere): one allocation, no intermediate buffer.
@@ -58,6 +61,7 @@ class OutQueue {
     uint32_t size;
     BufferIndex buffer;                 // kNoBuffer when `owned` holds the bytes
     std::unique_ptr<uint8_t[]> owned;
+    uint32_t capacity = 0;              // of `owned`; size <= capacity
   };
   void pop_front();
   Segment& at(uint32_t i) { return ring_[(head_ + i) & (capacity_ - 1)]; }

@@ -86,7 +86,11 @@ PatternSet::Compiled compile_cached(std::vector<PatternSpec> patterns, TierSet t
     std::lock_guard lock(mutex);
     if (last_set && key == last_key) return PatternSet::Compiled{last_set, {}};
   }
-  PatternSet::Compiled compiled = PatternSet::compile(std::move(patterns), {tiers});
+  // With both tiers, the secrets-only database too: rows that cannot hold PII (and
+  // columns that are not free text) are scanned with tier 1 alone.
+  PatternSet::Compiled compiled = tiers == TierSet::all
+                                      ? PatternSet::compile(std::move(patterns), {TierSet::secrets, TierSet::all})
+                                      : PatternSet::compile(std::move(patterns), {tiers});
   if (compiled.set) {
     std::lock_guard lock(mutex);
     last_key = std::move(key);

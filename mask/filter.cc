@@ -360,8 +360,7 @@ Action ResultMasker::data_row(std::span<const uint8_t> body, std::vector<uint8_t
                                : std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(rep.bytes.data()),
                                                           rep.bytes.size());
   }
-  replacement = protocol::data_row(out);
-  if (replacement.empty()) {
+  if (!protocol::data_row(out, replacement)) {
     refusal = refusal_error("a masked row would exceed the protocol's message size; sluice closed the session",
                             "select fewer or smaller columns");
     return Action::refuse;

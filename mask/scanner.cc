@@ -110,6 +110,13 @@ PatternSet::Compiled PatternSet::compile(std::vector<PatternSpec> patterns, std:
     }
   }
   set->patterns_ = std::move(patterns);
+  set->pii_prefilter_ = std::all_of(set->patterns_.begin(), set->patterns_.end(), [](const PatternSpec& p) {
+    if (p.tier != Tier::pii) return true;
+    const auto& builtin = builtin_patterns();
+    return std::any_of(builtin.begin(), builtin.end(), [&](const PatternSpec& b) {
+      return b.tier == Tier::pii && b.kind == p.kind && b.regex == p.regex && b.validator == p.validator;
+    });
+  });
 
   bool wanted[3] = {false, false, false};
   for (TierSet tiers : databases) {
@@ -292,6 +299,10 @@ ScanStatus Scanner::run(std::span<const std::string_view> values, TierSet tiers)
   uint64_t total = 1;
   for (std::string_view v : values) total += v.size() + 1;
   if (total > UINT32_MAX) return ScanStatus::failed;
+  // Tier 2 costs several times tier 1: skip it for rows where no PII can be confirmed.
+  if (tiers == TierSet::all && patterns_->pii_prefilter_ && patterns_->built_[database_index(TierSet::secrets)] &&
+      std::none_of(values.begin(), values.end(), may_hold_builtin_pii))
+    tiers = TierSet::secrets;
   int db = database_index(tiers);
   if (db < 0 || db > 2) return ScanStatus::failed;
   only_tiers_.reset();
@@ -318,6 +329,29 @@ ScanStatus Scanner::run(std::span<const std::string_view> values, TierSet tiers)
   if (row_.capacity() > kKeepRowBytes) std::string().swap(row_);
   if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED) return ScanStatus::failed;
   return ScanStatus::ok;
+}
+
+bool may_hold_builtin_pii(std::string_view value) {
+  uint32_t digits = 0, dots = 0, run = 0;
+  bool upper = false;
+  for (const char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= '0' && c <= '9') {
+      ++digits;
+      ++run;
+    } else if (c >= 'A' && c <= 'Z') {
+      upper = true;
+      ++run;
+    } else if ((c >= 'a' && c <= 'z') || c == '/' || c == '+') {
+      ++run;
+    } else {
+      if (c == '@' || c == ':') return true;
+      if (c == '.') ++dots;
+      run = 0;
+    }
+    if (run >= 40) return true;
+  }
+  return digits >= 8 || (digits >= 4 && dots >= 3) || (digits >= 2 && upper);
 }
 
 ScanStatus Scanner::scan(std::string_view value, TierSet tiers, ScanResult& out) {

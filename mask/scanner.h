@@ -73,7 +73,17 @@ class PatternSet {
   // or was not compiled (built_ says which).
   hs_database* databases_[3] = {nullptr, nullptr, nullptr};
   bool built_[3] = {false, false, false};
+  // Every tier-2 pattern is a built-in one, so may_hold_builtin_pii() can tell which
+  // rows need tier 2 at all (an operator's tier-2 pattern can match anything).
+  bool pii_prefilter_ = false;
 };
+
+// False when no built-in tier-2 (PII) pattern can confirm a finding in `value`: it
+// has no '@' (e-mail) or ':' (IPv6), fewer than 8 ASCII digits (card, SSN, phone),
+// not 4 digits with 3 dots (IPv4), not an upper-case letter with 2 digits (IBAN), and
+// no run of 40 base64 characters (a bare AWS secret key). Derived from the patterns
+// and validators in patterns.cc; a test checks every built-in example against it.
+bool may_hold_builtin_pii(std::string_view value);
 
 struct ScanLimits {
   // Findings kept per value. A value with more is reported in ScanResult::saturated

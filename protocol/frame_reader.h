@@ -41,6 +41,11 @@ class FrameReader {
   template <typename Sink>
   Result feed(core::Chunk chunk, Sink& sink);
 
+  // During on_message: the whole message (header and body) lies in one received
+  // buffer, `buffer`, starting 5 bytes before the body the sink was given: it was not
+  // copied, and the sink may forward it as a slice of that buffer. kNoBuffer otherwise.
+  core::BufferIndex message_buffer() const { return in_place_buffer_; }
+
   // Releases a large capture buffer after use, so idle sessions stay small. Never
   // in the middle of a message: the buffer then holds a capture still arriving.
   void trim() {
@@ -58,6 +63,8 @@ class FrameReader {
   uint32_t body_left_ = 0;
   uint8_t type_ = 0;
   Disposition disposition_ = Disposition::forward;
+  bool header_in_place_ = false;  // the current message's header is in the chunk being fed
+  core::BufferIndex in_place_buffer_ = core::kNoBuffer;
   std::vector<uint8_t> capture_;
 };
 
@@ -74,9 +81,23 @@ template <typename Sink>
 FrameReader::Result FrameReader::feed(core::Chunk chunk, Sink& sink) {
   const uint8_t* data = chunk.data;
   uint32_t pos = 0;
+  header_in_place_ = false;  // a message continuing from an earlier chunk is not in this one
   while (pos < chunk.size) {
     if (in_body_) {
       const uint32_t n = std::min(body_left_, chunk.size - pos);
+      if (n == body_left_ && capture_.empty() && header_in_place_ && disposition_ != Disposition::forward) {
+        // The whole message is in this chunk: hand it over where it lies, no copy.
+        if (disposition_ == Disposition::forward_and_peek) sink.on_forward(data + pos, n, chunk.buffer);
+        pos += n;
+        body_left_ = 0;
+        in_body_ = false;
+        in_place_buffer_ = chunk.buffer;
+        const bool go_on = sink.on_message(type_, std::span<const uint8_t>(data + pos - n, n));
+        in_place_buffer_ = core::kNoBuffer;
+        if (!go_on) return Result::stopped;
+        continue;
+      }
+      header_in_place_ = false;
       if (disposition_ != Disposition::capture) sink.on_forward(data + pos, n, chunk.buffer);
       if (disposition_ != Disposition::forward) capture_.insert(capture_.end(), data + pos, data + pos + n);
       pos += n;
@@ -115,6 +136,7 @@ FrameReader::Result FrameReader::feed(core::Chunk chunk, Sink& sink) {
     }
     capture_.clear();
     in_body_ = true;
+    header_in_place_ = header_in_place;
     body_left_ = body_length;
     if (body_left_ == 0 && !finish_message(sink)) return Result::stopped;
   }

@@ -723,15 +723,21 @@ void Session::relay_backend_error(std::span<const uint8_t> body) {
 }
 
 bool Session::relay_filtered(uint8_t type, std::span<const uint8_t> body) {
-  std::vector<uint8_t> replacement;
+  std::vector<uint8_t>& replacement = filtered_scratch_;  // reused: a rewritten row per message
   ErrorInfo refusal;
   switch (filter_->filter(type, body, replacement, refusal)) {
     case ResultFilter::Action::forward:
-      relay_unchanged(to_client_, type, body);
+      if (const core::BufferIndex buffer = backend_reader_.message_buffer(); buffer != core::kNoBuffer) {
+        // Still where it was received: forward it as a slice of that buffer, no copy.
+        to_client_.push_buffer_slice(body.data() - 5, static_cast<uint32_t>(body.size() + 5), buffer);
+      } else {
+        relay_unchanged(to_client_, type, body);
+      }
       if (audit_) audit_->on_server_header(type, static_cast<uint32_t>(body.size()));
       return true;
     case ResultFilter::Action::replace:
       to_client_.push_copy(replacement);
+      if (replacement.capacity() > (1u << 20)) std::vector<uint8_t>().swap(replacement);  // a huge row: let it go
       if (audit_) {
         audit_->on_server_header(type, static_cast<uint32_t>(replacement.size() - 5));
         audit_->on_masked(filter_->take_masked_counts());

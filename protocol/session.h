@@ -245,6 +245,7 @@ class Session {
   // Result masking (null when nothing is masked for this identity and target).
   std::unique_ptr<ResultFilter> filter_;
   bool filtering_backend_message_ = false;  // the message being read is held for filter_
+  std::vector<uint8_t> filtered_scratch_;   // filter_'s replacement, reused from message to message
 
   // Audit trail (null when the host has none). Invariant: audit_held_ holds, in order,
   // every client message after the first one whose statement record

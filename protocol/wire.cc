@@ -237,18 +237,39 @@ bool parse_data_row(std::span<const uint8_t> body, std::vector<RowValue>& values
   return r.at_end();
 }
 
-std::vector<uint8_t> data_row(std::span<const RowValue> values) {
-  MessageBuilder b('D');
-  b.int16(static_cast<int16_t>(values.size()));
+bool data_row(std::span<const RowValue> values, std::vector<uint8_t>& out) {
+  uint64_t length = 4 + 2;
+  for (const auto& v : values) length += 4 + (v.is_null ? 0 : v.bytes.size());
+  out.clear();
+  if (length > kMaxEncodedMessage) return false;
+  out.resize(1 + length);
+  uint8_t* at = out.data();
+  auto put32 = [&](uint32_t v) {
+    v = htonl(v);
+    std::memcpy(at, &v, 4);
+    at += 4;
+  };
+  *at++ = 'D';
+  put32(static_cast<uint32_t>(length));
+  const uint16_t count = htons(static_cast<uint16_t>(values.size()));
+  std::memcpy(at, &count, 2);
+  at += 2;
   for (const auto& v : values) {
     if (v.is_null) {
-      b.int32(-1);
-    } else {
-      if (v.bytes.size() > kMaxEncodedMessage) return {};
-      b.int32(static_cast<int32_t>(v.bytes.size())).bytes(v.bytes);
+      put32(UINT32_MAX);  // -1: SQL NULL
+      continue;
     }
+    put32(static_cast<uint32_t>(v.bytes.size()));
+    if (!v.bytes.empty()) std::memcpy(at, v.bytes.data(), v.bytes.size());
+    at += v.bytes.size();
   }
-  return b.finish();
+  return true;
+}
+
+std::vector<uint8_t> data_row(std::span<const RowValue> values) {
+  std::vector<uint8_t> out;
+  data_row(values, out);
+  return out;
 }
 
 std::string_view error_field(const std::vector<ErrorField>& fields, char code) {

@@ -136,6 +136,9 @@ bool parse_data_row(std::span<const uint8_t> body, std::vector<RowValue>& values
 
 // Builds a DataRow. Returns an empty vector if it would exceed kMaxEncodedMessage.
 std::vector<uint8_t> data_row(std::span<const RowValue> values);
+// The same, written into `out` (cleared first; its capacity is reused). False, and
+// `out` empty, if the row would exceed kMaxEncodedMessage.
+bool data_row(std::span<const RowValue> values, std::vector<uint8_t>& out);
 
 // A parsed StartupMessage (protocol 3.x).
 struct StartupPacket {

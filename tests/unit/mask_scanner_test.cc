@@ -279,3 +279,46 @@ TEST(MaskScanner, HostileRowsNeverCrash) {
 
 }  // namespace
 }  // namespace sluice::mask
+
+namespace sluice::mask {
+namespace {
+
+TEST(MaskScanner, PiiPrefilterPassesEveryBuiltinExampleAndSkipsPlainText) {
+  for (const PatternSpec& p : builtin_patterns()) {
+    if (p.tier != Tier::pii) continue;
+    EXPECT_TRUE(may_hold_builtin_pii(p.example)) << p.kind << ": " << p.example;
+  }
+  EXPECT_FALSE(may_hold_builtin_pii("customer 123456"));
+  EXPECT_FALSE(may_hold_builtin_pii("ordered 5 items, shipped to warehouse 12, no issues reported"));
+  EXPECT_FALSE(may_hold_builtin_pii("v1.2.3 released"));
+  EXPECT_TRUE(may_hold_builtin_pii("call 415 555 0132"));
+  EXPECT_TRUE(may_hold_builtin_pii("host 10.0.0.7"));
+  EXPECT_TRUE(may_hold_builtin_pii("mail me at a@b.co"));
+}
+
+TEST(MaskScanner, RowsThePrefilterClearsAreStillScannedForSecrets) {
+  Scanner scanner(builtin_set());
+  ScanResult result;
+  const std::string_view row[] = {"customer 42", "deploy 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 now"};
+  ASSERT_EQ(scanner.scan_row(row, TierSet::all, result), ScanStatus::ok);
+  ASSERT_EQ(result.findings.size(), 1u);
+  EXPECT_EQ(builtin_set()->pattern(result.findings[0].pattern).kind, "github_token");
+}
+
+TEST(MaskScanner, AnOperatorsPiiPatternTurnsThePrefilterOff) {
+  std::vector<PatternSpec> patterns = builtin_patterns();
+  PatternSpec badge;
+  badge.kind = "badge";
+  badge.regex = "BADGE-[a-z]{4}";
+  badge.tier = Tier::pii;
+  patterns.push_back(badge);
+  auto compiled = PatternSet::compile(std::move(patterns));
+  ASSERT_TRUE(compiled.set) << compiled.error;
+  Scanner scanner(compiled.set);
+  ScanResult result;
+  ASSERT_EQ(scanner.scan("id BADGE-abcd here", TierSet::all, result), ScanStatus::ok);
+  ASSERT_EQ(result.findings.size(), 1u) << "no digit, no '@': only the operator's pattern can see it";
+}
+
+}  // namespace
+}  // namespace sluice::mask

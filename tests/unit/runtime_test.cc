@@ -1,6 +1,9 @@
 // core/ building blocks: the timer wheel and the output queue.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include <cstring>
 
 #include "core/out_queue.h"
@@ -73,6 +76,30 @@ TEST(OutQueue, ContiguousSlicesMergeAndPartialSendsResume) {
   EXPECT_EQ(pool.refs, 0) << "the buffer is released once its bytes are sent";
   q.consume(5);
   EXPECT_TRUE(q.empty());
+}
+
+TEST(OutQueue, SmallCopiesShareASegmentAndBytesInFlightNeverMove) {
+  CountingPool pool;
+  OutQueue q(&pool, 1 << 20);
+  const uint8_t row[3] = {'a', 'b', 'c'};
+  q.push_copy(row);
+  iovec iov[4];
+  ASSERT_EQ(q.prepare_iovecs(iov, 4), 1);
+  const void* in_flight = iov[0].iov_base;  // a send of these 3 bytes is under way
+  for (int i = 0; i < 100; ++i) q.push_copy(row);
+  ASSERT_EQ(q.prepare_iovecs(iov, 4), 1) << "101 small rows go out as one iovec";
+  EXPECT_EQ(iov[0].iov_base, in_flight) << "appending must not move bytes a send holds";
+  EXPECT_EQ(iov[0].iov_len, 303u);
+  q.consume(3);  // the first send completes
+  ASSERT_EQ(q.prepare_iovecs(iov, 4), 1);
+  EXPECT_EQ(iov[0].iov_len, 300u);
+  EXPECT_EQ(std::string(static_cast<const char*>(iov[0].iov_base), 3), "abc");
+  const std::vector<uint8_t> big(OutQueue::kCopyChunk, 'x');  // does not fit: a segment of its own
+  q.push_copy(big);
+  EXPECT_EQ(q.prepare_iovecs(iov, 4), 2);
+  q.consume(300 + big.size());
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.queued_bytes(), 0u);
 }
 
 TEST(OutQueue, LimitCountsWholeBuffersHeld) {

@@ -71,3 +71,65 @@ TEST(ResultMessages, RowDescriptionFieldsAreRead) {
 
 }  // namespace
 }  // namespace sluice::protocol
+
+#include "protocol/frame_reader.h"
+
+namespace sluice::protocol {
+namespace {
+
+// Captures every message; records for each whether it was handed over in place.
+struct RecordingSink {
+  FrameReader* reader = nullptr;
+  struct Seen {
+    std::string body;
+    core::BufferIndex buffer;
+    bool header_before_body;  // in place: the 5 header bytes sit right before the body
+  };
+  std::vector<Seen> seen;
+  Disposition on_header(uint8_t, uint32_t) { return Disposition::capture; }
+  void on_forward(const uint8_t*, uint32_t, core::BufferIndex) { ADD_FAILURE() << "nothing is forwarded"; }
+  bool on_message(uint8_t type, std::span<const uint8_t> body) {
+    const core::BufferIndex buffer = reader->message_buffer();
+    const bool header_ok = buffer != core::kNoBuffer && body.data()[-5] == type;
+    seen.push_back({std::string(reinterpret_cast<const char*>(body.data()), body.size()), buffer, header_ok});
+    return true;
+  }
+};
+
+std::string message(char type, const std::string& body) {
+  std::string m(1, type);
+  const uint32_t length = htonl(static_cast<uint32_t>(body.size() + 4));
+  m.append(reinterpret_cast<const char*>(&length), 4);
+  return m + body;
+}
+
+TEST(FrameReader, WholeMessagesAreHandedOverInPlaceAndSplitOnesAreCopied) {
+  // Three messages; chunk 1 ends exactly after the second message's header, so its body
+  // arrives in chunk 2 without its header: it must be copied, never "in place".
+  const std::string a = message('d', "first"), b = message('d', "second"), c = message('d', "third");
+  const std::string chunk1 = a + b.substr(0, 5), chunk2 = b.substr(5) + c;
+  FrameReader reader;
+  RecordingSink sink;
+  sink.reader = &reader;
+  ASSERT_EQ(reader.feed(core::Chunk{reinterpret_cast<const uint8_t*>(chunk1.data()),
+                                    static_cast<uint32_t>(chunk1.size()), 7},
+                        sink),
+            FrameReader::Result::ok);
+  ASSERT_EQ(reader.feed(core::Chunk{reinterpret_cast<const uint8_t*>(chunk2.data()),
+                                    static_cast<uint32_t>(chunk2.size()), 8},
+                        sink),
+            FrameReader::Result::ok);
+  ASSERT_EQ(sink.seen.size(), 3u);
+  EXPECT_EQ(sink.seen[0].body, "first");
+  EXPECT_EQ(sink.seen[0].buffer, 7u);
+  EXPECT_TRUE(sink.seen[0].header_before_body);
+  EXPECT_EQ(sink.seen[1].body, "second");
+  EXPECT_EQ(sink.seen[1].buffer, core::kNoBuffer) << "its header was in the previous chunk";
+  EXPECT_EQ(sink.seen[2].body, "third");
+  EXPECT_EQ(sink.seen[2].buffer, 8u);
+  EXPECT_TRUE(sink.seen[2].header_before_body);
+  EXPECT_EQ(reader.message_buffer(), core::kNoBuffer) << "only meaningful inside on_message";
+}
+
+}  // namespace
+}  // namespace sluice::protocol
