@@ -9,7 +9,8 @@
 #
 # Knobs: BENCH_ROWS=1000000  BENCH_REPEAT=2  SLUICE_BUILD_DIR=build/release
 #        BENCH_KEEP=1 keeps the temporary directory.
-#        BENCH_PERF=mask-on (or mask-rules...) profiles one SELECT through it instead.
+#        BENCH_PERF=mask-on (or mask-rules...) profiles one SELECT (BENCH_PERF_KIND=copy: COPY)
+#        through it instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -160,7 +161,7 @@ if [ -n "${BENCH_PERF:-}" ]; then  # BENCH_PERF=mask-on: a CPU profile of one SE
     >/dev/null 2>&1 &
   perf_pid=$!
   sleep 1
-  run "$BENCH_PERF" select perf
+  run "$BENCH_PERF" "${BENCH_PERF_KIND:-select}" perf
   kill -INT "$perf_pid"; wait "$perf_pid" || true
   perf report -i "$repo/bench/results/perf-${BENCH_PERF}.data" --no-children --percent-limit 1.5 --stdio 2>/dev/null |
     grep -E '^ +[0-9]' | head -40

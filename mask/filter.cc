@@ -368,14 +368,29 @@ Action ResultMasker::data_row(std::span<const uint8_t> body, std::vector<uint8_t
   return Action::replace;
 }
 
-bool ResultMasker::mask_text(std::string_view text, std::string& out) {
+bool ResultMasker::mask_text(std::string_view text, std::string& out) { return rewrite_text(text, out, true); }
+
+bool ResultMasker::mask_parameter(std::span<const uint8_t> bytes, bool binary, std::string& out) {
+  if (!rewrite_text(as_text(bytes), out, false)) return false;
+  if (binary) {
+    // A binary value's bytes are not text to show in parts: only what was found.
+    out.clear();
+    append_placeholder(found_.findings.empty() ? kUnscannedKind : std::string_view(pattern(found_.findings.front()).kind),
+                       out);
+  }
+  return true;
+}
+
+bool ResultMasker::rewrite_text(std::string_view text, std::string& out, bool count_findings) {
   if (text.empty()) return false;
   if (scanner_->scan(text, tiers(true), found_) != ScanStatus::ok) {
+    found_.clear();
     out = "[masked:" + std::string(kUnscannedKind) + "]";  // nothing is known about it: not shown
     return true;
   }
   if (found_.findings.empty() && found_.saturated.empty()) return false;
-  for (const Finding& f : found_.findings) count(f.pattern);
+  if (count_findings)
+    for (const Finding& f : found_.findings) count(f.pattern);
   if (found_.saturated.empty()) {
     rewrite_findings(classify_type(kTextOid), ValueFormat::text, text, found_.findings, scanner_->patterns(),
                      masking_->token_key.get(), text_rep_);

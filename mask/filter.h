@@ -79,6 +79,7 @@ class ResultMasker final : public protocol::ResultFilter {
   Action filter(uint8_t type, std::span<const uint8_t> body, std::vector<uint8_t>& replacement,
                 protocol::ErrorInfo& refusal) override;
   std::vector<std::pair<std::string, uint64_t>> take_masked_counts() override;
+  bool mask_parameter(std::span<const uint8_t> bytes, bool binary, std::string& out) override;
 
  private:
   void describe(std::span<const uint8_t> body);
@@ -93,6 +94,8 @@ class ResultMasker final : public protocol::ResultFilter {
   // findings rewritten, into `out`; false, and `out` untouched, when nothing was found.
   // Text that could not be scanned is replaced whole.
   bool mask_text(std::string_view text, std::string& out);
+  // mask_text(), counting the findings for the audit outcome or not (parameters).
+  bool rewrite_text(std::string_view text, std::string& out, bool count_findings);
   void count(uint32_t pattern);
   void count_kind(std::string_view kind);
   void plan_column_rule(const protocol::ColumnDescription& column, ColumnPlan& plan);

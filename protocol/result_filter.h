@@ -38,6 +38,10 @@ class ResultFilter {
   // Values masked since the last call, as "kind":count pairs for the audit trail
   // (empty when none); resets the counts.
   virtual std::vector<std::pair<std::string, uint64_t>> take_masked_counts() = 0;
+  // A Bind parameter about to be written to the audit trail (`bytes` as the client
+  // sent it; `binary`: format 1). True when it holds something the masking patterns
+  // find: `out` is then what to record instead (text with the findings rewritten).
+  virtual bool mask_parameter(std::span<const uint8_t> bytes, bool binary, std::string& out) = 0;
 };
 
 // One per shard. open() is called once per session, after the client authenticated.

@@ -495,6 +495,7 @@ void Session::client_authenticated() {
   if (audit_log_) {
     static const std::vector<std::string> kNoGroups;
     audit_ = std::make_unique<SessionAudit>(*audit_log_, peer_);
+    audit_->set_parameter_masker(filter_.get());
     audit_->session_started(user_, gateway_user_ ? gateway_user_->groups : kNoGroups, target_->name,
                             /*clear_text=*/filters != nullptr && !filter_);
   }

@@ -206,6 +206,10 @@ void SessionAudit::remember_bind(std::span<const uint8_t> body) {
     if (!reader.bytes(static_cast<size_t>(length), value)) return;
     // One format code applies to all parameters; otherwise one per parameter.
     const int16_t format = formats.empty() ? 0 : formats[formats.size() == 1 ? 0 : static_cast<size_t>(i)];
+    if (parameter_masker_ && parameter_masker_->mask_parameter(value, format == 1, masked_param_)) {
+      writer.begin_object().string("masked", masked_param_).end_object();
+      continue;
+    }
     write_param(writer, value, format == 1, log_.max_param_bytes());
   }
   writer.end_array();

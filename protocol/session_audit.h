@@ -18,6 +18,7 @@
 
 #include "audit/record.h"
 #include "audit/writer.h"
+#include "protocol/result_filter.h"
 #include "protocol/statement_gate.h"
 
 namespace sluice::protocol {
@@ -52,6 +53,9 @@ class SessionAudit {
   void on_ready_for_query();
 
   void add_client_bytes(uint64_t n) { bytes_in_ += n; }
+  // Bind parameters are recorded through this (masked where it finds something);
+  // null: recorded as sent. Outlives the SessionAudit.
+  void set_parameter_masker(ResultFilter* masker) { parameter_masker_ = masker; }
   uint64_t statements() const { return seq_; }
 
  private:
@@ -100,6 +104,8 @@ class SessionAudit {
   uint64_t readies_ = 0;
   std::unordered_map<std::string, Prepared> prepared_;
   std::unordered_map<std::string, Portal> portals_;
+  ResultFilter* parameter_masker_ = nullptr;
+  std::string masked_param_;  // scratch
   std::deque<Open> open_;
   std::string segment_sqlstate_;  // an error of the current pipeline segment
 };

@@ -265,6 +265,32 @@ TEST_F(Masking, BinaryCopyWithASecretIsRefusedNotForwarded) {
   EXPECT_EQ(clean.rfind("PGCOPY\n", 0), 0u) << clean;
 }
 
+TEST_F(Masking, BindParametersAreMaskedInTheAuditTrail) {
+  {
+    Conn conn(gw().conninfo());
+    ASSERT_TRUE(conn.ok()) << conn.error();
+    const std::string secret = std::string("rotate ") + kAwsKey + " today";
+    const char* params[] = {secret.c_str(), "plain words", kGithubToken};
+    const int formats[] = {0, 0, 1};
+    const int lengths[] = {0, 0, static_cast<int>(std::strlen(kGithubToken))};
+    Result r(PQexecParams(conn, "SELECT length($1::text) + length($2::text) + length($3::bytea)", 3, nullptr, params,
+                          lengths, formats, 0));
+    ASSERT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << PQresultErrorMessage(r.get());
+  }
+  ASSERT_EQ(gw().stop(), 0);
+  bool found = false;
+  for (const std::string& line : audit_lines()) {
+    EXPECT_EQ(leaked(line), "") << "a raw value reached the audit trail: " << line;
+    if (line.find(R"("params")") == std::string::npos) continue;
+    found = true;
+    EXPECT_NE(line.find(R"({"masked":"rotate [masked:aws_access_key_id] today"})"), std::string::npos) << line;
+    EXPECT_NE(line.find(R"("plain words")"), std::string::npos) << "a clean parameter is recorded as sent: " << line;
+    EXPECT_NE(line.find(R"({"masked":"[masked:github_token]"})"), std::string::npos)
+        << "a binary parameter is replaced whole: " << line;
+  }
+  EXPECT_TRUE(found) << "no statement record with params";
+}
+
 TEST_F(Masking, PsqlShowsPlaceholdersAndTheAuditCountsMaskedValues) {
   ProgramOptions o;
   o.env = {"PGPASSWORD=" + std::string(kAlicePassword)};
