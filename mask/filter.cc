@@ -4,6 +4,7 @@
 #include "mask/filter.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/log.h"
 
@@ -156,6 +157,7 @@ void ResultMasker::passed(uint8_t type) {
       return;
     case 'c':  // CopyDone
       copy_binary_ = false;
+      copy_header_pending_ = false;
       break;
     default:
       break;
@@ -470,21 +472,116 @@ Action ResultMasker::function_result(std::span<const uint8_t> body, std::vector<
 void ResultMasker::copy_out_started(std::span<const uint8_t> body) {
   BodyReader r(body);
   uint8_t format = 0;
-  // Unreadable: assume binary, the format that cannot be rewritten in place.
+  // Unreadable: assume binary, whose layout is checked message by message.
   copy_binary_ = !r.byte(format) || format != 0;
+  copy_header_pending_ = copy_binary_;
 }
 
-Action ResultMasker::copy_data(std::span<const uint8_t> body, std::vector<uint8_t>& replacement, ErrorInfo& refusal) {
-  const std::string_view data = as_text(body);
-  if (copy_binary_) {
-    const ScanStatus status = scanner_->scan(data, tiers(true), found_);
+namespace {
+
+constexpr uint8_t kBinaryCopySignature[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+
+uint32_t be32(const uint8_t* p) { return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3]; }
+
+}  // namespace
+
+// Splits a binary COPY message into its parts: the file header (first message only),
+// whole tuples, and the trailer. False when it is not exactly that (a server that
+// splits tuples across messages): such a message cannot be rewritten field by field.
+bool ResultMasker::parse_binary_copy(std::span<const uint8_t> body, BinaryCopyMessage& out) const {
+  out.header_bytes = 0;
+  out.fields.clear();
+  out.tuples.clear();
+  out.trailer = false;
+  const uint8_t* p = body.data();
+  const size_t size = body.size();
+  size_t pos = 0;
+  if (copy_header_pending_) {
+    if (size < 19 || std::memcmp(p, kBinaryCopySignature, 11) != 0) return false;
+    const uint32_t extension = be32(p + 15);
+    if (extension > size - 19) return false;
+    pos = out.header_bytes = 19 + extension;
+  }
+  while (pos < size) {
+    if (size - pos < 2) return false;
+    const int16_t count = static_cast<int16_t>(p[pos] << 8 | p[pos + 1]);
+    pos += 2;
+    if (count == -1) {
+      out.trailer = true;
+      return pos == size;
+    }
+    if (count < 0) return false;
+    out.tuples.push_back(static_cast<uint32_t>(count));
+    for (int16_t i = 0; i < count; ++i) {
+      if (size - pos < 4) return false;
+      const int32_t length = static_cast<int32_t>(be32(p + pos));
+      pos += 4;
+      if (length < -1 || (length > 0 && static_cast<size_t>(length) > size - pos)) return false;
+      BinaryField field{pos, length};
+      out.fields.push_back(field);
+      if (length > 0) pos += static_cast<size_t>(length);
+    }
+  }
+  return true;
+}
+
+// Binary COPY: each field is scanned; one with a finding is sent as NULL, the one value
+// every column type accepts (the field's type is not known here, so its bytes cannot be
+// rewritten in its layout).
+Action ResultMasker::binary_copy_data(std::span<const uint8_t> body, std::vector<uint8_t>& replacement,
+                                      ErrorInfo& refusal) {
+  if (!parse_binary_copy(body, binary_copy_)) {
+    const ScanStatus status = scanner_->scan(as_text(body), tiers(true), found_);
     if (status == ScanStatus::ok && found_.findings.empty() && found_.saturated.empty()) return Action::forward;
     refusal = refusal_error(
-        "COPY in binary format returned a value sluice must mask, and it cannot rewrite binary COPY data; "
+        "COPY in binary format returned a value sluice must mask in a message it cannot take apart; "
         "sluice closed the session rather than send it",
         "use COPY ... TO STDOUT in text or CSV format, or SELECT the rows");
     return Action::refuse;
   }
+  copy_header_pending_ = false;
+  const auto& fields = binary_copy_.fields;
+  scan_values_.assign(fields.size(), std::string_view());
+  for (size_t i = 0; i < fields.size(); ++i)
+    if (fields[i].length > 0)
+      scan_values_[i] = as_text(body.subspan(fields[i].offset, static_cast<size_t>(fields[i].length)));
+  const ScanStatus status = scanner_->scan_row(scan_values_, tiers(true), found_);
+  if (status == ScanStatus::ok && found_.findings.empty() && found_.saturated.empty()) return Action::forward;
+
+  std::vector<bool> masked(fields.size(), status != ScanStatus::ok);
+  for (const Finding& f : found_.findings) {
+    if (!masked[f.column]) count(f.pattern);
+    masked[f.column] = true;
+  }
+  for (uint32_t column : found_.saturated) masked[column] = true;
+  MessageBuilder out('d');
+  out.bytes(body.first(binary_copy_.header_bytes));
+  size_t field = 0;
+  for (uint32_t field_count : binary_copy_.tuples) {
+    out.int16(static_cast<int16_t>(field_count));
+    for (uint32_t i = 0; i < field_count; ++i, ++field) {
+      const BinaryField& f = fields[field];
+      if (masked[field] || f.length < 0) {
+        if (masked[field] && status != ScanStatus::ok) count_kind(kUnscannedKind);
+        out.int32(-1);
+      } else {
+        out.int32(f.length).bytes(body.subspan(f.offset, static_cast<size_t>(f.length)));
+      }
+    }
+  }
+  if (binary_copy_.trailer) out.int16(-1);
+  replacement = out.finish();
+  if (replacement.empty()) {
+    refusal = refusal_error("a masked COPY row would exceed the protocol's message size; sluice closed the session",
+                            "select fewer or smaller columns");
+    return Action::refuse;
+  }
+  return Action::replace;
+}
+
+Action ResultMasker::copy_data(std::span<const uint8_t> body, std::vector<uint8_t>& replacement, ErrorInfo& refusal) {
+  const std::string_view data = as_text(body);
+  if (copy_binary_) return binary_copy_data(body, replacement, refusal);
   // Text and CSV: PostgreSQL sends one row per CopyData, so a value never spans two
   // messages. Replacements hold no tab, comma, quote, backslash or newline.
   if (!mask_text(data, masked_text_)) return Action::forward;  // the common case: no copy

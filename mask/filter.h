@@ -89,6 +89,20 @@ class ResultMasker final : public protocol::ResultFilter {
   Action function_result(std::span<const uint8_t> body, std::vector<uint8_t>& replacement);
   Action copy_data(std::span<const uint8_t> body, std::vector<uint8_t>& replacement, protocol::ErrorInfo& refusal);
   void copy_out_started(std::span<const uint8_t> body);
+  // A binary COPY message taken apart: where each field's bytes are (length -1: NULL).
+  struct BinaryField {
+    size_t offset = 0;
+    int32_t length = -1;
+  };
+  struct BinaryCopyMessage {
+    size_t header_bytes = 0;           // the file header, in the first message only
+    std::vector<uint32_t> tuples;      // field count of each whole tuple, in order
+    std::vector<BinaryField> fields;   // every tuple's fields, in order
+    bool trailer = false;              // ends with the -1 trailer
+  };
+  bool parse_binary_copy(std::span<const uint8_t> body, BinaryCopyMessage& out) const;
+  Action binary_copy_data(std::span<const uint8_t> body, std::vector<uint8_t>& replacement,
+                          protocol::ErrorInfo& refusal);
 
   // `text` (a string in an error, notice, notification or COPY line) with its
   // findings rewritten, into `out`; false, and `out` untouched, when nothing was found.
@@ -116,6 +130,8 @@ class ResultMasker final : public protocol::ResultFilter {
   bool described_ = false;
   bool after_parameter_description_ = false;  // a RowDescription now describes a statement
   bool copy_binary_ = false;                  // the COPY TO STDOUT under way is binary
+  bool copy_header_pending_ = false;          // its file header has not been seen yet
+  BinaryCopyMessage binary_copy_;             // scratch
 
   // Scratch, reused from row to row.
   std::vector<protocol::RowValue> values_;

@@ -308,8 +308,35 @@ TEST_F(MaskFilter, CopyTextLinesAreRewrittenAndBinaryCopyWithAFindingRefused) {
   filter_->passed('c');
 
   feed(protocol::MessageBuilder('H').byte(1).int16(1).int16(1).finish());
-  EXPECT_EQ(feed(protocol::MessageBuilder('d').bytes(std::string(kAwsKey)).finish()), Action::refuse);
+  EXPECT_EQ(feed(protocol::MessageBuilder('d').bytes(std::string(kAwsKey)).finish()), Action::refuse)
+      << "not binary COPY's layout, and a finding in it: refused, never forwarded";
   EXPECT_NE(refusal_.message.find("binary"), std::string::npos) << refusal_.message;
+}
+
+// Binary COPY as PostgreSQL sends it: the file header with the first tuple, one tuple
+// per message, the trailer alone.
+TEST_F(MaskFilter, BinaryCopyFieldsWithFindingsBecomeNull) {
+  open();
+  feed(protocol::MessageBuilder('H').byte(1).int16(2).int16(1).int16(1).finish());
+  const std::string header("PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0", 19);
+  auto tuple = [](int32_t id, const std::string& text) {
+    protocol::MessageBuilder b('d');
+    b.int16(2).int32(4).int32(id).int32(static_cast<int32_t>(text.size())).bytes(text);
+    return b;
+  };
+  const std::string secret = std::string("key ") + kAwsKey;
+  auto first = protocol::MessageBuilder('d');
+  first.bytes(header).int16(2).int32(4).int32(1).int32(static_cast<int32_t>(secret.size())).bytes(secret);
+  EXPECT_EQ(feed(first.finish()), Action::replace);
+  const std::string expected_first = header + std::string("\0\2\0\0\0\4\0\0\0\1\xff\xff\xff\xff", 14);
+  EXPECT_EQ(std::string(replacement_.begin() + 5, replacement_.end()), expected_first)
+      << "the header stays, the id stays, the text with a key becomes NULL";
+  EXPECT_EQ(feed(tuple(2, "nothing here").finish()), Action::forward);
+  EXPECT_EQ(feed(tuple(3, kEmail).finish()), Action::replace);
+  EXPECT_EQ(feed(protocol::MessageBuilder('d').int16(-1).finish()), Action::forward) << "the trailer";
+  const auto counts = filter_->take_masked_counts();
+  EXPECT_EQ(counts.size(), 2u);
+  filter_->passed('c');
 }
 
 }  // namespace
