@@ -32,6 +32,7 @@ enum class OpKind : uint8_t {
   cross_shard,   // a message from another shard (posted by MSG_RING)
   cancel_connect,  // connect of a CancelRequest forwarder (slot = forwarder index)
   cancel_send,     // send of a CancelRequest forwarder
+  cancel_wait,     // recv on a forwarder's socket: PostgreSQL closes it once the cancel is processed
 };
 
 // Layout of user_data: [63..58 op][57..56 side][55..32 slot][31..0 generation].

@@ -28,6 +28,7 @@ enum class Disposition {
   forward,            // pass the message through untouched
   capture,            // hand the whole message to on_message; nothing is forwarded
   forward_and_peek,   // forward it and also hand a copy to on_message (small messages)
+  skip,               // drop it: neither forwarded nor handed over (its length is never buffered)
   violation,          // stop: the stream is not acceptable (the sink has already reacted)
 };
 
@@ -71,7 +72,7 @@ class FrameReader {
 template <typename Sink>
 bool FrameReader::finish_message(Sink& sink) {
   in_body_ = false;
-  if (disposition_ == Disposition::forward) return true;
+  if (disposition_ == Disposition::forward || disposition_ == Disposition::skip) return true;
   const bool go_on = sink.on_message(type_, std::span<const uint8_t>(capture_.data(), capture_.size()));
   capture_.clear();
   return go_on;
@@ -85,6 +86,12 @@ FrameReader::Result FrameReader::feed(core::Chunk chunk, Sink& sink) {
   while (pos < chunk.size) {
     if (in_body_) {
       const uint32_t n = std::min(body_left_, chunk.size - pos);
+      if (disposition_ == Disposition::skip) {
+        pos += n;
+        body_left_ -= n;
+        if (body_left_ == 0) in_body_ = false;
+        continue;
+      }
       if (n == body_left_ && capture_.empty() && header_in_place_ && disposition_ != Disposition::forward) {
         // The whole message is in this chunk: hand it over where it lies, no copy.
         if (disposition_ == Disposition::forward_and_peek) sink.on_forward(data + pos, n, chunk.buffer);
@@ -130,7 +137,7 @@ FrameReader::Result FrameReader::feed(core::Chunk chunk, Sink& sink) {
     const uint32_t body_length = (length < 4 || length > 0x7fffffffu) ? 0xffffffffu : length - 4;
     disposition_ = sink.on_header(type_, body_length);
     if (disposition_ == Disposition::violation) return Result::stopped;
-    if (disposition_ != Disposition::capture) {
+    if (disposition_ != Disposition::capture && disposition_ != Disposition::skip) {
       if (header_in_place) sink.on_forward(header, 5, chunk.buffer);
       else sink.on_forward(header, 5, core::kNoBuffer);
     }

@@ -365,6 +365,32 @@ void Session::reject_length(Side from, uint8_t type, uint32_t body_length, uint3
   }
 }
 
+// A row (or COPY row) larger than max_message_bytes can be neither held to be masked
+// nor cut short: it is dropped unread, the query is cancelled the way a client cancels
+// one, and the client gets an error; the session goes on with its next statement.
+bool Session::cancel_oversized_row(uint8_t type, uint32_t body_length, uint32_t limit) {
+  if ((type != 'D' && type != 'd') || limit != settings_.gateway.max_message_bytes ||
+      body_length > kLargeMessageLimit || !have_backend_key_)
+    return false;
+  ErrorInfo e;
+  e.sqlstate = "54000";
+  e.message = std::string(type == 'D' ? "a row" : "a COPY row") + " of " + std::to_string(body_length) +
+              " bytes exceeds the gateway's limit of " + std::to_string(limit) +
+              " bytes; sluice cancelled the query rather than send the row unmasked or cut short";
+  e.hint = "select fewer or smaller columns, or raise [gateway] max_message_bytes in sluice's configuration";
+  to_client_.push_copy(error_response(e));
+  if (audit_) audit_->on_error(e.sqlstate);
+  LOG_WARN("%s: target \"%s\" sent a %u-byte %s over max_message_bytes; cancelling the query", peer_.c_str(),
+           target_->name.c_str(), body_length, backend_message_name(type));
+  // Until PostgreSQL has processed the cancel, the client's next statement waits in
+  // its socket: a cancel that arrived late would otherwise hit that statement.
+  cancel_paused_ = true;
+  update_client_reading();
+  host_.cancel_backend_query(*target_, backend_pid_, backend_secret_);
+  discarding_result_ = true;
+  return true;
+}
+
 bool Session::client_message(uint8_t type, std::span<const uint8_t> body) {
   if (state_ == State::authenticating) return handle_client_auth_message(type, body);
   if (type == 'X') {
@@ -564,7 +590,14 @@ Disposition Session::backend_header(uint8_t type, uint32_t body_length) {
     return Disposition::violation;
   }
   const uint32_t limit = backend_body_limit(type, settings_.gateway.max_message_bytes);
+  if (discarding_result_) {
+    // What is left of a cancelled result: dropped. ReadyForQuery ends it; status,
+    // notification and notice messages are not part of it and pass as usual.
+    if (type == 'Z') discarding_result_ = false;
+    else if (type != 'S' && type != 'A' && type != 'N') return Disposition::skip;
+  }
   if (body_length > limit) {
+    if (cancel_oversized_row(type, body_length, limit)) return Disposition::skip;
     reject_length(Side::backend, type, body_length, limit);
     return Disposition::violation;
   }
@@ -954,8 +987,20 @@ void Session::on_sent(Side side) {
   }
   if (side == Side::backend && client_paused_ && to_backend_.below_resume_mark()) {
     client_paused_ = false;
-    if (!audit_paused_) host_.set_reading(Side::client, true);
+    update_client_reading();
   }
+}
+
+// The client is read unless something holds it: backpressure, the audit writer, or a
+// cancel sluice sent that PostgreSQL has not processed yet.
+void Session::update_client_reading() {
+  host_.set_reading(Side::client, !(client_paused_ || audit_paused_ || cancel_paused_));
+}
+
+void Session::on_backend_cancel_done() {
+  if (!cancel_paused_) return;
+  cancel_paused_ = false;
+  if (state_ != State::closing) update_client_reading();
 }
 
 void Session::apply_backpressure() {
@@ -965,7 +1010,7 @@ void Session::apply_backpressure() {
   }
   if (!client_paused_ && to_backend_.over_limit()) {
     client_paused_ = true;
-    if (!audit_paused_) host_.set_reading(Side::client, false);
+    update_client_reading();
   }
 }
 
@@ -1090,7 +1135,7 @@ void Session::wait_for_audit() {
 void Session::pause_client_for_audit(bool pause) {
   if (pause == audit_paused_) return;
   audit_paused_ = pause;
-  if (!client_paused_) host_.set_reading(Side::client, !pause);
+  update_client_reading();
 }
 
 void Session::on_audit_progress() {

@@ -44,6 +44,11 @@ class SessionHost {
   virtual void finish() = 0;
   // A CancelRequest arrived on this (fresh) connection with this key.
   virtual void route_cancel(uint32_t pid, uint32_t secret) = 0;
+  // Cancel the query running on this session's backend connection (key from its
+  // BackendKeyData), as a client's CancelRequest would; then call
+  // Session::on_backend_cancel_done() once PostgreSQL closed the cancel connection
+  // (it has then processed it), or sending it failed.
+  virtual void cancel_backend_query(const Target& target, uint32_t pid, uint32_t secret) = 0;
   virtual core::BufferPool* buffer_pool() = 0;
   virtual core::TimerWheel& timers() = 0;
   // Statement policy for this shard; nullptr: statements are forwarded unjudged.
@@ -95,6 +100,9 @@ class Session {
   // A CancelRequest for this session (possibly relayed from another shard). Returns
   // the backend key to forward, or false if the secret does not match (constant time).
   bool accept_cancel(uint32_t secret, uint32_t& backend_pid, uint32_t& backend_secret) const;
+  // The cancel sluice sent for this session (SessionHost::cancel_backend_query) was
+  // processed by PostgreSQL, or could not be sent: the client is read again.
+  void on_backend_cancel_done();
   // Graceful shutdown: close when the session is idle (now, or when the running
   // transaction and queries finish).
   void begin_shutdown();
@@ -137,6 +145,8 @@ class Session {
   bool client_message(uint8_t type, std::span<const uint8_t> body);
   // A message from `from` declared a body longer than its limit: answer and close.
   void reject_length(Side from, uint8_t type, uint32_t body_length, uint32_t limit);
+  bool cancel_oversized_row(uint8_t type, uint32_t body_length, uint32_t limit);
+  void update_client_reading();
   bool backend_message(uint8_t type, std::span<const uint8_t> body);
   void apply_backpressure();
   // Statement policy: a Query, Parse or FunctionCall to forward, judged by the gate.
@@ -245,6 +255,10 @@ class Session {
   // Result masking (null when nothing is masked for this identity and target).
   std::unique_ptr<ResultFilter> filter_;
   bool filtering_backend_message_ = false;  // the message being read is held for filter_
+  // A row too large to hold was dropped and its query cancelled: the rest of the
+  // result, up to ReadyForQuery, is dropped too (the client already has the error).
+  bool discarding_result_ = false;
+  bool cancel_paused_ = false;  // the client is not read until that cancel was processed
   std::vector<uint8_t> filtered_scratch_;   // filter_'s replacement, reused from message to message
 
   // Audit trail (null when the host has none). Invariant: audit_held_ holds, in order,

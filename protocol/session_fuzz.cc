@@ -28,6 +28,7 @@ class Host final : public protocol::SessionHost {
   void connect_backend(const protocol::Target&) override { connect = true; }
   void finish() override { finished = true; }
   void route_cancel(uint32_t, uint32_t) override {}
+  void cancel_backend_query(const protocol::Target&, uint32_t, uint32_t) override {}
   core::BufferPool* buffer_pool() override { return &pool; }
   core::TimerWheel& timers() override { return wheel; }
   Pool pool;

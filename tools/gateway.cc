@@ -172,6 +172,9 @@ struct Shard::Connection final : protocol::SessionHost {
                               Tag{OpKind::cross_shard, 0, target_slot, 0});
     }
   }
+  void cancel_backend_query(const protocol::Target& target, uint32_t pid, uint32_t secret) override {
+    if (!shard.forward_cancel(target, pid, secret, this)) session->on_backend_cancel_done();
+  }
   core::BufferPool* buffer_pool() override { return &shard.reactor_; }
   core::TimerWheel& timers() override { return shard.timers_; }
   protocol::StatementGateFactory* statement_gates() override {
@@ -193,6 +196,10 @@ struct Shard::CancelForwarder {
   int fd = -1;
   std::vector<uint8_t> packet;
   const protocol::Target* target = nullptr;
+  // The session that sent it itself (an oversized row), told when it was processed;
+  // generation 0: a client's cancel, nobody waits.
+  uint32_t session_slot = 0;
+  uint32_t session_generation = 0;
 };
 
 Shard::Shard(int index, GatewayShared& shared)
@@ -334,6 +341,7 @@ void Shard::dispatch(const core::Completion& c) {
       return;
     case OpKind::cancel_connect:
     case OpKind::cancel_send:
+    case OpKind::cancel_wait:
       on_cancel_forwarder(c);
       return;
     case OpKind::close:
@@ -603,23 +611,26 @@ void Shard::deliver_cancel(uint32_t slot, uint32_t secret) {
     LOG_DEBUG("cancel request with a key that matches no session dropped");
     return;
   }
-  forward_cancel(*conn.session->target(), pid, backend_secret);
+  forward_cancel(*conn.session->target(), pid, backend_secret, nullptr);
 }
 
-void Shard::forward_cancel(const protocol::Target& target, uint32_t pid, uint32_t secret) {
+bool Shard::forward_cancel(const protocol::Target& target, uint32_t pid, uint32_t secret, const Connection* waiter) {
   for (size_t i = 0; i < forwarders_.size(); ++i) {
     CancelForwarder& f = *forwarders_[i];
     if (f.busy) continue;
     const auto* address = reinterpret_cast<const sockaddr*>(&target.address.storage);
     f.fd = ::socket(address->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (f.fd < 0) return;
+    if (f.fd < 0) return false;
     f.busy = true;
     f.target = &target;
     f.packet = protocol::cancel_request(pid, secret);
+    f.session_slot = waiter ? waiter->slot : 0;
+    f.session_generation = waiter ? waiter->generation : 0;
     reactor_.connect(f.fd, address, target.address.length, Tag{OpKind::cancel_connect, 0, static_cast<uint32_t>(i), 0});
-    return;
+    return true;
   }
   LOG_WARN("too many cancel requests in flight; one was dropped");
+  return false;
 }
 
 void Shard::on_cancel_forwarder(const core::Completion& c) {
@@ -629,10 +640,22 @@ void Shard::on_cancel_forwarder(const core::Completion& c) {
     reactor_.send(f.fd, f.packet.data(), f.packet.size(), Tag{OpKind::cancel_send, 0, c.tag.slot, 0});
     return;
   }
-  if (c.result < 0) LOG_WARN("forwarding a cancel request to target \"%s\" failed: %s", f.target->name.c_str(), std::strerror(-c.result));
+  if (c.tag.op == OpKind::cancel_send && c.result > 0 && f.session_generation != 0) {
+    // PostgreSQL closes the connection once it has processed the request: wait for that.
+    reactor_.recv_multishot(f.fd, Tag{OpKind::cancel_wait, 0, c.tag.slot, 0});
+    return;
+  }
+  if (c.tag.op == OpKind::cancel_wait && c.more()) return;  // more completions follow; the last one ends it
+  if (c.result < 0 && c.tag.op != OpKind::cancel_wait)
+    LOG_WARN("forwarding a cancel request to target \"%s\" failed: %s", f.target->name.c_str(), std::strerror(-c.result));
   ::close(f.fd);
   f.fd = -1;
   f.busy = false;
+  if (f.session_generation != 0) {
+    Connection* conn = lookup(Tag{OpKind::none, 0, f.session_slot, f.session_generation});
+    f.session_generation = 0;
+    if (conn != nullptr && conn->phase == Connection::Phase::active && conn->session) conn->session->on_backend_cancel_done();
+  }
 }
 
 }  // namespace sluice::tools

@@ -110,7 +110,9 @@ class Shard {
   // sessions that wait for it go on.
   void service_audit_waiters();
   void deliver_cancel(uint32_t slot, uint32_t secret);
-  void forward_cancel(const protocol::Target& target, uint32_t pid, uint32_t secret);
+  // Sends a CancelRequest to the target; `waiter` (may be null) is told through
+  // Session::on_backend_cancel_done() once PostgreSQL processed it. False: not sent.
+  bool forward_cancel(const protocol::Target& target, uint32_t pid, uint32_t secret, const Connection* waiter);
   void on_cancel_forwarder(const core::Completion& c);
 
   Connection* lookup(const core::Tag& tag);

@@ -819,6 +819,8 @@ std::string Sluiced::render_config() const {
     << "log_level = " << toml_string(options_.log_level) << "\n";
   if (!options_.shutdown_grace.empty()) c << "shutdown_grace = " << toml_string(options_.shutdown_grace) << "\n";
   if (!options_.connect_timeout.empty()) c << "connect_timeout = " << toml_string(options_.connect_timeout) << "\n";
+  if (!options_.max_message_bytes.empty())
+    c << "max_message_bytes = " << toml_string(options_.max_message_bytes) << "\n";
   for (const auto& t : options_.targets) {
     const std::string password_file = dir_ + "/" + t.name + ".password";
     write_file(password_file, t.password, 0600);

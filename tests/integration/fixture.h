@@ -210,6 +210,7 @@ struct SluicedOptions {
   std::string log_level = "info";
   std::string shutdown_grace{};           // empty: not written (gateway default)
   std::string connect_timeout{};          // empty: not written (gateway default, 5 s)
+  std::string max_message_bytes{};        // empty: not written (gateway default, 64 MiB)
   std::vector<GatewayTarget> targets{};   // empty: default_targets()
   std::vector<GatewayUser> users{};       // empty: default_users()
   // Statement policy. Empty: every group the users name gets admin access on every

@@ -275,6 +275,41 @@ TEST_F(Masking, BinaryCopyFieldsWithFindingsArriveAsNullAndTheStreamStaysLoadabl
   EXPECT_EQ(rows[2][1].value_or("NULL"), "nothing to see here");
 }
 
+// A row over max_message_bytes can be neither held to be masked nor cut short.
+class MaskingSmallCap : public GatewayTest {
+ protected:
+  SluicedOptions options() override { return {.max_message_bytes = "64KiB"}; }
+};
+
+TEST_F(MaskingSmallCap, AnOversizedRowCancelsItsQueryAndTheSessionGoesOn) {
+  Conn conn(gw().conninfo());
+  ASSERT_TRUE(conn.ok()) << conn.error();
+  for (const char* sql : {"SELECT 1 AS small UNION ALL SELECT length(repeat('x', 200000)) UNION ALL "
+                          "SELECT length(repeat('y', 100)) ORDER BY 1",
+                          "SELECT repeat('x', 200000)", "COPY (SELECT repeat('x', 200000)) TO STDOUT"}) {
+    Result r(PQexec(conn, sql));
+    if (std::string(sql).find("length(") != std::string::npos) {
+      EXPECT_EQ(PQresultStatus(r.get()), PGRES_TUPLES_OK) << "small rows are not affected: " << PQerrorMessage(conn);
+      continue;
+    }
+    if (PQresultStatus(r.get()) == PGRES_COPY_OUT) {
+      char* buffer = nullptr;
+      while (PQgetCopyData(conn, &buffer, 0) > 0) PQfreemem(buffer);
+      r.reset(PQgetResult(conn));
+    }
+    EXPECT_EQ(PQresultStatus(r.get()), PGRES_FATAL_ERROR) << sql;
+    EXPECT_STREQ(PQresultErrorField(r.get(), PG_DIAG_SQLSTATE), "54000") << PQresultErrorMessage(r.get());
+    EXPECT_NE(std::string(PQresultErrorMessage(r.get())).find("cancelled the query"), std::string::npos)
+        << PQresultErrorMessage(r.get());
+    while (Result extra{PQgetResult(conn)}) {
+    }
+    // The session goes on.
+    const Rows after = query(conn, "SELECT 'still here'");
+    ASSERT_EQ(after.size(), 1u) << sql << ": " << PQerrorMessage(conn);
+    EXPECT_EQ(after[0][0].value_or(""), "still here");
+  }
+}
+
 TEST_F(Masking, BindParametersAreMaskedInTheAuditTrail) {
   {
     Conn conn(gw().conninfo());

@@ -85,6 +85,9 @@ class FakeHost final : public SessionHost {
   void connect_backend(const Target& target) override { connect_requested = target.name; }
   void finish() override { finished = true; }
   void route_cancel(uint32_t pid, uint32_t secret) override { cancels.emplace_back(pid, secret); }
+  void cancel_backend_query(const Target&, uint32_t pid, uint32_t secret) override {
+    backend_cancels.emplace_back(pid, secret);
+  }
   core::BufferPool* buffer_pool() override { return &pool; }
   core::TimerWheel& timers() override { return wheel; }
   StatementGateFactory* statement_gates() override { return gates; }
@@ -97,6 +100,7 @@ class FakeHost final : public SessionHost {
   bool finished = false;
   std::string connect_requested;
   std::vector<std::pair<uint32_t, uint32_t>> cancels;
+  std::vector<std::pair<uint32_t, uint32_t>> backend_cancels;
 };
 
 Settings make_settings() {
@@ -368,6 +372,48 @@ TEST(Session, HostileLengthsAreRejectedBeforeAnyAllocation) {
   auto messages = split_messages(big.drain(Side::client));
   ASSERT_EQ(messages.size(), 1u);
   EXPECT_EQ(error_code(messages[0]), "54000");
+}
+
+TEST(Session, AnOversizedRowCancelsItsQueryAndTheSessionGoesOn) {
+  Harness h(21);
+  h.login();
+  h.deliver(Side::client, MessageBuilder('Q').cstring("SELECT big FROM t").finish());
+  h.drain(Side::backend);
+  // A row announced at 2 MiB (over the 1 MiB cap), its bytes following in pieces, then
+  // the rest of the result as PostgreSQL would send it after the cancel.
+  std::vector<uint8_t> stream = MessageBuilder('T').int16(0).finish();
+  const std::vector<uint8_t> small = MessageBuilder('D').int16(1).int32(2).bytes(std::string_view("ok")).finish();
+  stream.insert(stream.end(), small.begin(), small.end());
+  const uint32_t big_length = htonl((2u << 20) + 4);
+  stream.push_back('D');
+  stream.insert(stream.end(), reinterpret_cast<const uint8_t*>(&big_length), reinterpret_cast<const uint8_t*>(&big_length) + 4);
+  stream.insert(stream.end(), 2u << 20, 'x');
+  for (const auto& part : {small, MessageBuilder('E').byte('S').cstring("ERROR").byte('C').cstring("57014").byte(0).finish(),
+                           ready_for_query('I')})
+    stream.insert(stream.end(), part.begin(), part.end());
+  h.deliver(Side::backend, stream);
+  const auto messages = split_messages(h.drain(Side::client));
+  ASSERT_EQ(messages.size(), 4u) << "T, the row before, sluice's error, ReadyForQuery";
+  EXPECT_EQ(messages[0].type, 'T');
+  EXPECT_EQ(messages[1].type, 'D');
+  EXPECT_EQ(error_code(messages[2]), "54000");
+  EXPECT_NE(str(messages[2].body).find("cancelled the query"), std::string::npos);
+  EXPECT_EQ(messages[3].type, 'Z');
+  ASSERT_EQ(h.host.backend_cancels.size(), 1u);
+  EXPECT_EQ(h.host.backend_cancels[0], (std::pair<uint32_t, uint32_t>{777, 888})) << "the backend's own key";
+  EXPECT_FALSE(h.host.finished) << "the session goes on";
+  EXPECT_FALSE(h.host.reading[static_cast<int>(Side::client)])
+      << "the next statement waits until PostgreSQL has processed the cancel";
+  h.session.on_backend_cancel_done();
+  EXPECT_TRUE(h.host.reading[static_cast<int>(Side::client)]);
+  // The next statement's result is forwarded as usual.
+  h.deliver(Side::client, MessageBuilder('Q').cstring("SELECT 1").finish());
+  h.drain(Side::backend);
+  std::vector<uint8_t> next = small;
+  const auto z = ready_for_query('I');
+  next.insert(next.end(), z.begin(), z.end());
+  h.deliver(Side::backend, next);
+  EXPECT_EQ(split_messages(h.drain(Side::client)).size(), 2u);
 }
 
 TEST(Session, SslRequestIsDeclinedAndStuffedBytesAreRejected) {
