@@ -9,6 +9,7 @@
 #include "mask/catalog.h"
 #include "policy/engine.h"
 #include "tests/statement_cases.h"
+#include "tests/unit/policy_support.h"
 
 namespace sluice::mask {
 namespace {
@@ -144,22 +145,11 @@ std::shared_ptr<const policy::ProtectedColumns> customers_protection() {
 }
 
 std::shared_ptr<const policy::Policy> agent_policy() {
-  auto policy = std::make_shared<policy::Policy>();
-  policy::Group agents;
-  agents.name = "agents";
-  agents.targets = {"*"};
-  agents.access = policy::AccessMode::read_write;
-  agents.packs = {"agent-default"};
-  policy->groups.push_back(agents);
-  return policy;
+  return policy::test_policies::agent_policy(policy::AccessMode::read_write);
 }
 
 Subject masked_subject() {
-  Subject s;
-  s.user = "agent";
-  s.groups = {"agents"};
-  s.target = "app";
-  s.search_path = {"public"};
+  Subject s = policy::test_policies::agent_subject();
   s.protected_columns = customers_protection();
   return s;
 }
@@ -189,13 +179,7 @@ TEST(MaskColumns, TheSameStatementsRunForIdentitiesWithoutMaskedColumns) {
 }
 
 TEST(MaskColumns, SideChannelsAreClosedWithoutTheAgentPackToo) {
-  auto policy = std::make_shared<policy::Policy>();
-  policy::Group plain;
-  plain.name = "agents";
-  plain.targets = {"*"};
-  plain.access = policy::AccessMode::admin;
-  policy->groups.push_back(plain);
-  Engine engine(policy);
+  Engine engine(policy::test_policies::agent_policy(policy::AccessMode::admin, /*with_pack=*/false));
   Subject subject = masked_subject();
   for (const char* sql : {"SELECT query_to_xml('select ssn from customers', true, true, '')",
                           "SELECT * FROM table_to_xml('customers', true, true, '')", "SELECT lo_get(16400)",

@@ -8,6 +8,7 @@
 
 #include "policy/engine.h"
 #include "tests/statement_cases.h"
+#include "tests/unit/policy_support.h"
 
 namespace sluice::policy {
 namespace {
@@ -15,25 +16,8 @@ namespace {
 using Case = testing_support::StatementCase;
 using testing_support::load_statement_cases;
 
-std::shared_ptr<const Policy> agent_policy(AccessMode mode) {
-  auto policy = std::make_shared<Policy>();
-  Group agents;
-  agents.name = "agents";
-  agents.targets = {"*"};
-  agents.access = mode;
-  agents.packs = {"agent-default"};
-  policy->groups.push_back(agents);
-  return policy;
-}
-
-Subject agent_subject() {
-  Subject s;
-  s.user = "agent";
-  s.groups = {"agents"};
-  s.target = "app";
-  s.search_path = {"public"};
-  return s;
-}
+using test_policies::agent_policy;
+using test_policies::agent_subject;
 
 std::string outcome(const Decision& d) { return d.allowed() ? "allow" : "block " + d.rule; }
 
