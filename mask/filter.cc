@@ -205,6 +205,16 @@ std::vector<std::pair<std::string, uint64_t>> ResultMasker::take_masked_counts()
 
 void ResultMasker::count(uint32_t pattern_index) { count_kind(scanner_->patterns().pattern(pattern_index).kind); }
 
+void ResultMasker::note_clear(std::string_view kind) {
+  for (auto& [k, n] : clear_counts_) {
+    if (k == kind) {
+      ++n;
+      return;
+    }
+  }
+  clear_counts_.emplace_back(kind, 1);
+}
+
 void ResultMasker::count_kind(std::string_view kind) {
   for (auto& [k, n] : counts_) {
     if (k == kind) {
@@ -263,7 +273,14 @@ void ResultMasker::plan_column_rule(const protocol::ColumnDescription& column, C
   const MaskedColumn* masked = catalog_->find(column.table_oid, column.column_number);
   if (masked == nullptr) return;
   const ColumnRule& rule = catalog_->rule_of(*masked);
-  if (!rule.exempts(columns_.groups)) plan.rule = &rule;
+  if (rule.exempts(columns_.groups)) plan.exempt_rule = &rule;
+  else plan.rule = &rule;
+}
+
+std::vector<std::pair<std::string, uint64_t>> ResultMasker::take_clear_counts() {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  out.swap(clear_counts_);
+  return out;
 }
 
 bool ResultMasker::mask_by_rule(const ColumnPlan& plan, std::string_view value, Replacement& out) {
@@ -305,6 +322,7 @@ Action ResultMasker::data_row(std::span<const uint8_t> body, std::vector<uint8_t
   for (size_t i = 0; i < n; ++i) {
     const ColumnPlan& plan = plan_of(i);
     if (values_[i].is_null) continue;
+    if (plan.exempt_rule) note_clear(plan.exempt_rule->kind);
     if (plan.rule || plan.unverified) {
       by_rule = true;
       continue;

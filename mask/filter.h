@@ -57,6 +57,8 @@ struct ColumnPlan {
   bool hex_bytea = false;  // bytea in text format: "\x..." is decoded before scanning
   // A column rule masks the whole value (the catalog names its relation and column).
   const ColumnRule* rule = nullptr;
+  // A column rule covers it but the identity is exempt: sent as it is, and counted.
+  const ColumnRule* exempt_rule = nullptr;
   // The column comes from a relation the catalog snapshot does not know (or the
   // catalog could not be read): whether a rule applies is unknown, so it is masked.
   bool unverified = false;
@@ -80,6 +82,7 @@ class ResultMasker final : public protocol::ResultFilter {
                 protocol::ErrorInfo& refusal) override;
   std::vector<std::pair<std::string, uint64_t>> take_masked_counts() override;
   bool mask_parameter(std::span<const uint8_t> bytes, bool binary, std::string& out) override;
+  std::vector<std::pair<std::string, uint64_t>> take_clear_counts() override;
 
  private:
   void describe(std::span<const uint8_t> body);
@@ -112,6 +115,7 @@ class ResultMasker final : public protocol::ResultFilter {
   bool rewrite_text(std::string_view text, std::string& out, bool count_findings);
   void count(uint32_t pattern);
   void count_kind(std::string_view kind);
+  void note_clear(std::string_view kind);
   void plan_column_rule(const protocol::ColumnDescription& column, ColumnPlan& plan);
   // Masks a value whole for its column rule (or as unverified); false: not such a column.
   bool mask_by_rule(const ColumnPlan& plan, std::string_view value, Replacement& out);
@@ -143,6 +147,7 @@ class ResultMasker final : public protocol::ResultFilter {
   Replacement text_rep_;
   std::string masked_text_;
   std::vector<std::pair<std::string, uint64_t>> counts_;
+  std::vector<std::pair<std::string, uint64_t>> clear_counts_;
 };
 
 }  // namespace sluice::mask

@@ -38,6 +38,10 @@ class ResultFilter {
   // Values masked since the last call, as "kind":count pairs for the audit trail
   // (empty when none); resets the counts.
   virtual std::vector<std::pair<std::string, uint64_t>> take_masked_counts() = 0;
+  // Values sent in clear text since the last call although a column rule covers them,
+  // because the identity is in one of the rule's exempt groups ("kind":count), so the
+  // audit trail shows the break-glass access; resets the counts.
+  virtual std::vector<std::pair<std::string, uint64_t>> take_clear_counts() { return {}; }
   // A Bind parameter about to be written to the audit trail (`bytes` as the client
   // sent it; `binary`: format 1). True when it holds something the masking patterns
   // find: `out` is then what to record instead (text with the findings rewritten).

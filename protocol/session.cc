@@ -759,7 +759,11 @@ void Session::relay_backend_error(std::span<const uint8_t> body) {
 bool Session::relay_filtered(uint8_t type, std::span<const uint8_t> body) {
   std::vector<uint8_t>& replacement = filtered_scratch_;  // reused: a rewritten row per message
   ErrorInfo refusal;
-  switch (filter_->filter(type, body, replacement, refusal)) {
+  const ResultFilter::Action action = filter_->filter(type, body, replacement, refusal);
+  if (audit_ && action != ResultFilter::Action::refuse) {
+    if (auto clear = filter_->take_clear_counts(); !clear.empty()) audit_->on_clear(clear);
+  }
+  switch (action) {
     case ResultFilter::Action::forward:
       if (const core::BufferIndex buffer = backend_reader_.message_buffer(); buffer != core::kNoBuffer) {
         // Still where it was received: forward it as a slice of that buffer, no copy.

@@ -146,7 +146,7 @@ audit::JsonWriter SessionAudit::begin_statement(std::string& body, std::string_v
 
 uint64_t SessionAudit::finish_statement(std::string& body, bool extended, uint64_t ends_at) {
   audit::finish_body(body);
-  open_.push_back(Open{seq_, ends_at, audit::now_unix_micros(), extended, {}, 0, 0, {}, {}});
+  open_.push_back(Open{seq_, ends_at, audit::now_unix_micros(), extended, {}, 0, 0, {}, {}, {}});
   return log_.append(std::move(body));
 }
 
@@ -322,18 +322,36 @@ void SessionAudit::write_outcome(const Open& open) {
     for (const auto& [kind, count] : open.masked) writer.number(kind, count);
     writer.end_object();
   }
+  if (!open.clear.empty()) {
+    writer.key("clear_text").begin_object();
+    for (const auto& [kind, count] : open.clear) writer.number(kind, count);
+    writer.end_object();
+  }
   audit::finish_body(body);
   log_.append(std::move(body));
 }
 
-void SessionAudit::on_masked(const std::vector<std::pair<std::string, uint64_t>>& counts) {
-  if (open_.empty()) return;  // nothing open to charge it to (an asynchronous notice)
-  auto& masked = open_.front().masked;
+namespace {
+
+void add_counts(std::vector<std::pair<std::string, uint64_t>>& into,
+                const std::vector<std::pair<std::string, uint64_t>>& counts) {
   for (const auto& found : counts) {
-    auto it = std::find_if(masked.begin(), masked.end(), [&](const auto& entry) { return entry.first == found.first; });
-    if (it == masked.end()) masked.push_back(found);
+    auto it = std::find_if(into.begin(), into.end(), [&](const auto& entry) { return entry.first == found.first; });
+    if (it == into.end()) into.push_back(found);
     else it->second += found.second;
   }
+}
+
+}  // namespace
+
+void SessionAudit::on_masked(const std::vector<std::pair<std::string, uint64_t>>& counts) {
+  if (open_.empty()) return;  // nothing open to charge it to (an asynchronous notice)
+  add_counts(open_.front().masked, counts);
+}
+
+void SessionAudit::on_clear(const std::vector<std::pair<std::string, uint64_t>>& counts) {
+  if (open_.empty()) return;
+  add_counts(open_.front().clear, counts);
 }
 
 }  // namespace sluice::protocol

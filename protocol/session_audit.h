@@ -50,6 +50,8 @@ class SessionAudit {
   void on_execute_ended();                   // EmptyQueryResponse, PortalSuspended
   // Values the result filter masked in what the client was just sent, by kind.
   void on_masked(const std::vector<std::pair<std::string, uint64_t>>& counts);
+  // Values of columns the identity is exempt from masking, sent in clear text, by kind.
+  void on_clear(const std::vector<std::pair<std::string, uint64_t>>& counts);
   void on_ready_for_query();
 
   void add_client_bytes(uint64_t n) { bytes_in_ += n; }
@@ -79,6 +81,7 @@ class SessionAudit {
     uint64_t bytes = 0;
     std::string sqlstate;
     std::vector<std::pair<std::string, uint64_t>> masked;  // by kind, in order first seen
+    std::vector<std::pair<std::string, uint64_t>> clear;   // exempt columns sent in clear text, by kind
   };
 
   uint64_t record_query(std::span<const uint8_t> body, const Verdict& verdict);

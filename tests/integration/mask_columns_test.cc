@@ -4,6 +4,7 @@
 // every statement through sluice: no raw value appears in any byte the client
 // receives, allowed statements run, refused ones are refused by the named check.
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -179,6 +180,22 @@ TEST_F(MaskColumns, AnExemptGroupSeesWhatItsRuleExemptsAndNothingElse) {
   EXPECT_EQ(PQresultStatus(blocked.get()), PGRES_FATAL_ERROR);
   EXPECT_NE(std::string(PQresultErrorMessage(blocked.get())).find("masked column \"api_key\""), std::string::npos)
       << PQresultErrorMessage(blocked.get());
+
+  // The audit trail shows the break-glass access: the dba's bare select of api_key
+  // is recorded with the values it received in clear text, by kind.
+  const Rows bare = query(dba, "SELECT id, api_key FROM customers ORDER BY id");
+  ASSERT_EQ(bare.size(), 2u);
+  EXPECT_EQ(bare[0][1].value_or("NULL"), kApiKey);
+  dba.reset();
+  alice.reset();
+  ASSERT_EQ(gw().stop(), 0);
+  bool recorded = false;
+  for (const auto& entry : std::filesystem::directory_iterator(gw().audit_dir())) {
+    if (entry.path().extension() != ".jsonl") continue;
+    const std::string text = read_file(entry.path());
+    recorded = recorded || text.find(R"("clear_text":{"api_key":2})") != std::string::npos;
+  }
+  EXPECT_TRUE(recorded) << "no outcome record counts the api_key values sent in clear text";
 }
 
 TEST_F(MaskColumns, ATableCreatedAfterStartIsLearnedAndMasked) {
