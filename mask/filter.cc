@@ -205,25 +205,24 @@ std::vector<std::pair<std::string, uint64_t>> ResultMasker::take_masked_counts()
 
 void ResultMasker::count(uint32_t pattern_index) { count_kind(scanner_->patterns().pattern(pattern_index).kind); }
 
-void ResultMasker::note_clear(std::string_view kind) {
-  for (auto& [k, n] : clear_counts_) {
+namespace {
+
+// One more value of `kind` in a "kind":count list (kinds in the order first seen).
+void bump(std::vector<std::pair<std::string, uint64_t>>& counts, std::string_view kind) {
+  for (auto& [k, n] : counts) {
     if (k == kind) {
       ++n;
       return;
     }
   }
-  clear_counts_.emplace_back(kind, 1);
+  counts.emplace_back(kind, 1);
 }
 
-void ResultMasker::count_kind(std::string_view kind) {
-  for (auto& [k, n] : counts_) {
-    if (k == kind) {
-      ++n;
-      return;
-    }
-  }
-  counts_.emplace_back(kind, 1);
-}
+}  // namespace
+
+void ResultMasker::note_clear(std::string_view kind) { bump(clear_counts_, kind); }
+
+void ResultMasker::count_kind(std::string_view kind) { bump(counts_, kind); }
 
 TierSet ResultMasker::tiers(bool pii) const {
   const bool secrets = masking_->config.scan_secrets;
