@@ -248,18 +248,21 @@ void BM_JudgeCached(benchmark::State& state, const std::string* sql) {
 BENCHMARK_CAPTURE(BM_JudgeCached, short_select, &kShortSelect);
 BENCHMARK_CAPTURE(BM_JudgeCached, join5, &kJoin5);
 
-// pgbench -S in simple mode: the same SELECT with a new constant each time, so every
-// call misses, is judged in full, inserted, and evicts an entry of the full cache.
-void BM_JudgeDistinct(benchmark::State& state) {
+// pgbench -S in simple mode: the same SELECT with a new constant each time. With the
+// constant beside its column (`aid = N`, pgbench's text) the literal shape is cached:
+// each call misses the text, lexes it and finds `aid = $1` (padded to N's width). Written `N = aid`, the shaper leaves
+// it alone, so every call misses, is judged in full, inserted, and evicts an entry of
+// the full cache (the cost before literal shapes).
+void BM_JudgeDistinct(benchmark::State& state, bool shaped) {
   Engine engine(agent_policy(Policy{}.decision_cache_entries));
   Subject subject = agent_subject();
-  const std::string prefix = "SELECT abalance FROM pgbench_accounts WHERE aid = ";
   char sql[128];
-  prefix.copy(sql, prefix.size());
-  uint64_t aid = 1;
-  auto next_sql = [&]() -> std::string_view {
-    char* end = std::to_chars(sql + prefix.size(), sql + sizeof sql - 1, aid++).ptr;
-    *end++ = ';';
+  auto next_sql = [&, aid = uint64_t{1}]() mutable -> std::string_view {
+    const std::string_view head = shaped ? "SELECT abalance FROM pgbench_accounts WHERE aid = " : "SELECT abalance FROM pgbench_accounts WHERE ";
+    head.copy(sql, head.size());
+    char* end = std::to_chars(sql + head.size(), sql + 64, aid++).ptr;
+    const std::string_view tail = shaped ? ";" : " = aid;";
+    end = tail.copy(end, tail.size()) + end;
     return std::string_view(sql, static_cast<size_t>(end - sql));
   };
   for (uint32_t i = 0; i < engine.policy().decision_cache_entries; ++i) engine.judge(subject, next_sql());  // fill
@@ -270,10 +273,14 @@ void BM_JudgeDistinct(benchmark::State& state) {
     bytes += text.size();
     benchmark::DoNotOptimize(&engine.judge(subject, text));
   }
-  if (engine.stats().cache_hits != hits_before) state.SkipWithError("unexpected cache hit");
+  const uint64_t hits = engine.stats().cache_hits - hits_before;
+  // A new width of the constant is a new shape (placeholders keep the text's width).
+  if (shaped && hits + 4 < static_cast<uint64_t>(state.iterations())) state.SkipWithError("the literal shape was not cached");
+  if (!shaped && hits != 0) state.SkipWithError("unexpected cache hit");
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
-BENCHMARK(BM_JudgeDistinct);
+BENCHMARK_CAPTURE(BM_JudgeDistinct, literal_shape_hit, true);
+BENCHMARK_CAPTURE(BM_JudgeDistinct, no_shape_full_parse, false);
 
 }  // namespace

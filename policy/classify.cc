@@ -273,6 +273,15 @@ const EffectfulFunction* effectful_function(const QualifiedName& name) {
 }
 
 // --- constant evaluation of WHERE clauses ---------------------------------
+//
+// Invariant the decision cache relies on (literal_shape.h): a number that is an
+// operand beside a column reference (`col = 5`, `col + 5`, `col BETWEEN 1 AND 9`,
+// `col IN (1, 2)`) or an element of a VALUES row never makes eval() or any other
+// check's answer known: a comparison with a column is unknown whatever the constant,
+// arithmetic is never folded, VALUES rows are never evaluated. Teaching eval() to
+// reason about such constants (say, `col = 1 OR col <> 1`) would let a shape with $n
+// be allowed where the text is refused; PolicyCorpus.LiteralShapesDecideAsTheirTexts
+// and the policy fuzzer check this.
 
 // What a WHERE sub-expression is known to be. `column` carries the ColumnRef's
 // index so that x = x can be recognised.

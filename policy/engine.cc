@@ -421,19 +421,35 @@ const Decision& Engine::judge(Subject& subject, std::string_view sql) {
   }
   const uint32_t id = intern(subject);
   const bool cacheable = policy_->decision_cache_entries > 0 && sql.size() <= kMaxCachedStatementBytes;
-  if (cacheable) {
-    probe_.subject = id;
-    probe_.sql.assign(sql.data(), sql.size());
-    auto it = cache_.find(probe_);
-    if (it != cache_.end()) {
-      ++stats_.cache_hits;
-      if (!it->second.allowed()) ++stats_.blocked;
-      return it->second;
-    }
-  }
-  const Decision& decision = decide(subject, sql);
+  const Decision& decision = cacheable ? judge_cacheable(subject, id, sql) : decide(subject, sql);
   if (!decision.allowed()) ++stats_.blocked;
-  if (!cacheable) return decision;
+  return decision;
+}
+
+const Decision& Engine::judge_cacheable(const Subject& subject, uint32_t id, std::string_view sql) {
+  if (const Decision* exact = cached(id, sql)) return *exact;
+  // The checks never read the literals a shape replaces (literal_shape.h), so where
+  // the shape parses it is decided as the text is. Where `$n` cannot stand (SET x = 5)
+  // the shape is refused as a syntax error: so only an allowed shape stands for the
+  // text, and a refusal is always the text's own.
+  if (shaper_.shape(sql, shape_)) {
+    const Decision* general = cached(id, shape_);
+    if (general == nullptr) general = &remember(id, shape_, decide(subject, shape_));
+    if (general->allowed()) return *general;
+  }
+  return remember(id, sql, decide(subject, sql));
+}
+
+const Decision* Engine::cached(uint32_t id, std::string_view sql) {
+  probe_.subject = id;
+  probe_.sql.assign(sql.data(), sql.size());
+  auto it = cache_.find(probe_);
+  if (it == cache_.end()) return nullptr;
+  ++stats_.cache_hits;
+  return &it->second;
+}
+
+const Decision& Engine::remember(uint32_t id, std::string_view sql, const Decision& decision) {
   if (cache_.size() >= policy_->decision_cache_entries) cache_.erase(cache_.begin());
   return cache_.emplace(CacheKey{id, std::string(sql)}, decision).first->second;
 }

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "policy/literal_shape.h"
 #include "policy/parse_tree.h"
 #include "policy/policy.h"
 #include "policy/protect.h"
@@ -71,7 +72,8 @@ class Engine {
   Admission admit(const Subject& subject) const { return policy::admit(*policy_, subject); }
 
   // Judges one SQL text (a Query string or a Parse statement). The reference is valid
-  // until the next call.
+  // until the next call. Cached under the text's bytes; a text seen for the first
+  // time whose literal shape (literal_shape.h) is allowed gets the shape's decision.
   const Decision& judge(Subject& subject, std::string_view sql);
 
   struct Stats {
@@ -82,7 +84,8 @@ class Engine {
   const Stats& stats() const { return stats_; }
 
   // Statements longer than this are judged every time rather than cached (bounds
-  // the cache's memory at decision_cache_entries x this).
+  // the cache's memory at decision_cache_entries x twice this: a literal shape can be
+  // longer than its text).
   static constexpr size_t kMaxCachedStatementBytes = 4096;
 
  private:
@@ -97,6 +100,9 @@ class Engine {
   struct LookupKey;
 
   uint32_t intern(Subject& subject);
+  const Decision& judge_cacheable(const Subject& subject, uint32_t id, std::string_view sql);
+  const Decision* cached(uint32_t id, std::string_view sql);  // counts a hit
+  const Decision& remember(uint32_t id, std::string_view sql, const Decision& decision);
   const Decision& decide(const Subject& subject, std::string_view sql);
 
   std::shared_ptr<const Policy> policy_;
@@ -105,6 +111,8 @@ class Engine {
   std::unordered_map<std::string, uint32_t> subjects_;  // interned "target\0group\0group..." -> id
   std::unordered_map<CacheKey, Decision, CacheKeyHash> cache_;
   CacheKey probe_;  // reused lookup key (its string keeps its capacity)
+  LiteralShaper shaper_;
+  std::string shape_;  // the current text's literal shape (reused buffer)
   ParseTree tree_;
   std::vector<StatementSummary> statements_;
   Decision scratch_;

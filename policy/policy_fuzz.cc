@@ -1,7 +1,9 @@
 // libFuzzer target: the whole policy path a statement takes (guard, libpg_query,
 // the JSON parse tree, classify, evaluate, the decision cache) must never crash,
-// hang or leak on any input, and must decide the same way twice. The subject has
-// masked columns, so the masking checks (protect.cc) run on every parsed statement.
+// hang or leak on any input, and must decide the same way twice and the same way as
+// an engine without the decision cache (whose literal shapes, literal_shape.h, must
+// never allow what the text itself is refused). The subject has masked columns, so
+// the masking checks (protect.cc) run on every parsed statement.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -10,8 +12,8 @@
 
 namespace {
 
-sluice::policy::Engine& engine() {
-  static sluice::policy::Engine e([] {
+std::shared_ptr<sluice::policy::Policy> fuzz_policy() {
+  static std::shared_ptr<sluice::policy::Policy> policy = [] {
     auto p = std::make_shared<sluice::policy::Policy>();
     sluice::policy::Group g;
     g.name = "agents";
@@ -24,6 +26,20 @@ sluice::policy::Engine& engine() {
     p->groups.push_back(g);
     p->limits.max_statement_bytes = 64 << 10;
     p->decision_cache_entries = 64;
+    return p;
+  }();
+  return policy;
+}
+
+sluice::policy::Engine& engine() {
+  static sluice::policy::Engine e(fuzz_policy());
+  return e;
+}
+
+sluice::policy::Engine& uncached_engine() {
+  static sluice::policy::Engine e([] {
+    auto p = std::make_shared<sluice::policy::Policy>(*fuzz_policy());
+    p->decision_cache_entries = 0;
     return p;
   }());
   return e;
@@ -50,5 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const sluice::policy::Decision first = engine().judge(subject, sql);
   const sluice::policy::Decision& again = engine().judge(subject, sql);
   if (first.action != again.action || first.rule != again.rule) __builtin_trap();
+  static sluice::policy::Subject uncached_subject = subject;
+  const sluice::policy::Decision& fresh = uncached_engine().judge(uncached_subject, sql);
+  if (first.action != fresh.action || first.rule != fresh.rule) __builtin_trap();
   return 0;
 }

@@ -169,6 +169,17 @@ TEST(MaskColumns, BypassCorpusIsJudgedAsSpecified) {
   EXPECT_GE(blocked, 60u);
 }
 
+TEST(MaskColumns, LiteralShapesDecideAsTheirTexts) {
+  std::vector<std::string> texts;
+  for (const auto& c : testing_support::load_statement_cases(SLUICE_SOURCE_DIR "/tests/mask/masked_columns.cases"))
+    texts.push_back(c.sql);
+  for (const char* sql : {"SELECT ssn FROM customers WHERE id = 5 ORDER BY 1", "SELECT id FROM customers WHERE id = 5 OR ssn = 5",
+                          "SELECT name FROM customers WHERE id IN (1, 2) GROUP BY name, 1",
+                          "SELECT ssn, id + 1 FROM customers WHERE id BETWEEN 1 AND 5"})
+    texts.push_back(sql);
+  EXPECT_GE(policy::test_policies::expect_shapes_decide_as_texts(agent_policy(), masked_subject(), texts), 10u);
+}
+
 TEST(MaskColumns, TheSameStatementsRunForIdentitiesWithoutMaskedColumns) {
   Engine engine(agent_policy());
   Subject subject = masked_subject();

@@ -53,6 +53,52 @@ TEST(PolicyCorpus, CachedDecisionsMatchFreshOnes) {
   EXPECT_GE(engine.stats().cache_hits, cases.size() / 2);
 }
 
+// Statements aimed at the literal shapes: numbers beside columns mixed with the
+// constants a decision depends on, in every place the shaper looks.
+const char* const kShapeEdgeCases[] = {
+    "DELETE FROM orders WHERE id = 5 OR 1 = 1",
+    "DELETE FROM orders WHERE id = 5 OR '1'::int = 1",
+    "DELETE FROM orders WHERE id = 5 OR 1 IN (1, 2)",
+    "DELETE FROM orders WHERE id IN (1, 2, 3) OR 2 > 1",
+    "DELETE FROM orders WHERE id BETWEEN 1 AND 9 OR 1 = 1",
+    "DELETE FROM orders WHERE NOT id = 3",
+    "DELETE FROM orders WHERE orders.id <> -4 AND 1 = 1",
+    "DELETE FROM orders WHERE \"id\" = 5 OR 1=1",
+    "DELETE FROM orders WHERE id = 1 OR id <> 1",
+    "DELETE FROM orders WHERE true = 1",
+    "DELETE FROM orders WHERE id = 1e5",
+    "DELETE FROM orders WHERE id = 5abc",
+    "UPDATE orders SET total = total + 1 WHERE id = 7 OR 2 > 1",
+    "UPDATE orders SET total = 5",
+    "UPDATE orders SET total = 5 WHERE id = 6",
+    "SET work_mem = 64",
+    "SET search_path = 5",
+    "ALTER TABLE orders SET (fillfactor = 70)",
+    "SELECT * FROM orders WHERE id = 5 ORDER BY 1 LIMIT 10 OFFSET 2",
+    "SELECT id FROM orders WHERE total > 100 GROUP BY id, 1",
+    "SELECT * FROM orders WHERE id IN (SELECT id FROM orders GROUP BY id, 1)",
+    "INSERT INTO orders VALUES (1, -2, 3.5, 'x'), (4, 5, 6, 'y') RETURNING id",
+    "INSERT INTO orders SELECT * FROM (VALUES (1, 2)) v WHERE 1 = 1",
+    "SELECT * FROM orders WHERE id = 5; DROP TABLE orders",
+    "SELECT * FROM orders WHERE id = 5; TRUNCATE orders",
+    "PREPARE p AS DELETE FROM orders WHERE id = 5",
+    "EXPLAIN ANALYZE DELETE FROM orders WHERE id = 5 OR 1 = 1",
+    "SELECT * FROM orders o JOIN items i ON i.order_id = o.id AND i.qty > 5",
+    "SELECT set_config('search_path', 'evil', false) FROM orders WHERE id = 1",
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = 1234",
+    "WITH d AS (DELETE FROM orders WHERE id > 5 OR 1 = 1 RETURNING *) SELECT * FROM d",
+    "COPY (SELECT * FROM orders WHERE id = 5) TO '/tmp/x'",
+    "SELECT 'id = 5' FROM orders WHERE id = 5 /* id = 6 */",
+};
+
+TEST(PolicyCorpus, LiteralShapesDecideAsTheirTexts) {
+  std::vector<std::string> texts;
+  for (const Case& c : load_statement_cases(SLUICE_SOURCE_DIR "/tests/policy/agent_default.cases")) texts.push_back(c.sql);
+  texts.insert(texts.end(), std::begin(kShapeEdgeCases), std::end(kShapeEdgeCases));
+  const size_t shaped = test_policies::expect_shapes_decide_as_texts(agent_policy(AccessMode::read_write), agent_subject(), texts);
+  EXPECT_GE(shaped, 60u) << "too few texts had a literal shape for this check to mean anything";
+}
+
 }  // namespace
 }  // namespace sluice::policy
 
