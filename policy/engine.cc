@@ -432,10 +432,11 @@ const Decision& Engine::judge_cacheable(const Subject& subject, uint32_t id, std
   // the shape parses it is decided as the text is. Where `$n` cannot stand (SET x = 5)
   // the shape is refused as a syntax error: so only an allowed shape stands for the
   // text, and a refusal is always the text's own.
-  if (shaper_.shape(sql, shape_)) {
+  if (shaper_.shape(sql, shape_) && shape_.size() <= 2 * kMaxCachedStatementBytes) {
     const Decision* general = cached(id, shape_);
     if (general == nullptr) general = &remember(id, shape_, decide(subject, shape_));
-    if (general->allowed()) return *general;
+    // The guard's limits are the text's: its shape has fewer operators (no signs).
+    if (general->allowed() && guard_sql(sql, policy_->limits).result == GuardResult::ok) return *general;
   }
   return remember(id, sql, decide(subject, sql));
 }

@@ -276,10 +276,8 @@ bool LiteralShaper::shape(std::string_view sql, std::string& out) {
     const size_t begin = tokens_[r.first].begin, end = tokens_[r.last].end;
     if (begin < copied) continue;  // overlaps one already replaced
     out.append(sql, copied, begin - copied);
-    const size_t placeholder_start = out.size();
     out += '$';
     out += std::to_string(++param);
-    while (out.size() - placeholder_start < end - begin) out += ' ';
     copied = end;
   }
   out.append(sql, copied, std::string_view::npos);

@@ -10,16 +10,14 @@
 // ORDER BY / GROUP BY position, a LIMIT, or a SET value.
 //
 // How the engine uses it (Engine::judge): it judges the shape exactly like a Parse
-// message's text, and takes the shape's decision only when that decision is *allow*;
-// otherwise it judges the original text. That is sound because the engine already
-// judges `$n` without knowing its value (an extended-protocol client can bind
-// anything), and no check reads a number that stands beside a column: see the
-// invariant above eval() in classify.cc. The tests hold the engine to it over the
-// statement corpora and the policy fuzzer compares cached with uncached decisions.
-//
-// The shape is never shorter than the text (placeholders are padded with spaces to
-// the literal's width), so the statement guard's length limit is as strict for the
-// shape, and character positions stay where they were.
+// message's text, and takes the shape's decision only when that decision is *allow*
+// and the text itself passes the statement guard (length, nesting, operators: a shape
+// drops signs and shortens long numbers); otherwise it judges the original text. That
+// is sound because the engine already judges `$n` without knowing its value (an
+// extended-protocol client can bind anything), and no check reads a number that
+// stands beside a column: see the invariant above eval() in classify.cc. The tests
+// hold the engine to it over the statement corpora and the policy fuzzer compares
+// cached with uncached decisions.
 #pragma once
 
 #include <cstdint>

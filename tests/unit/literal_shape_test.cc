@@ -13,16 +13,16 @@ std::string shape_of(std::string_view sql) {
   return shaper.shape(sql, out) ? out : "(unchanged)";
 }
 
-TEST(LiteralShape, NumbersBesideColumnsBecomeParametersOfTheSameWidth) {
+TEST(LiteralShape, NumbersBesideColumnsBecomeParameters) {
   EXPECT_EQ(shape_of("SELECT abalance FROM pgbench_accounts WHERE aid = 12345;"),
-            "SELECT abalance FROM pgbench_accounts WHERE aid = $1   ;");
-  EXPECT_EQ(shape_of("UPDATE a SET b = b + -3455 WHERE aid = 7"), "UPDATE a SET b = b + $1    WHERE aid = $2");
+            "SELECT abalance FROM pgbench_accounts WHERE aid = $1;");
+  EXPECT_EQ(shape_of("UPDATE a SET b = b + -3455 WHERE aid = 7"), "UPDATE a SET b = b + $1 WHERE aid = $2");
   EXPECT_EQ(shape_of("SELECT * FROM a WHERE a.aid BETWEEN 5 AND 5 + 999"), "SELECT * FROM a WHERE a.aid BETWEEN $1 AND $2 + 999");
   EXPECT_EQ(shape_of("SELECT * FROM t WHERE x IN (1, 2, -3)"), "SELECT * FROM t WHERE x IN ($1, $2, $3)");
   EXPECT_EQ(shape_of("SELECT * FROM t WHERE x NOT IN (10)"), "SELECT * FROM t WHERE x NOT IN ($1)");
   EXPECT_EQ(shape_of("INSERT INTO t (a, b) VALUES (1, 'x'), (-2, now())"), "INSERT INTO t (a, b) VALUES ($1, 'x'), ($2, now())");
   EXPECT_EQ(shape_of("SELECT * FROM t WHERE x =-5"), "SELECT * FROM t WHERE x =$1");
-  EXPECT_EQ(shape_of("SELECT * FROM s.t WHERE s.t.\"Id\" >= 1.5e3 AND y < .5"), "SELECT * FROM s.t WHERE s.t.\"Id\" >= $1    AND y < $2");
+  EXPECT_EQ(shape_of("SELECT * FROM s.t WHERE s.t.\"Id\" >= 1.5e3 AND y < .5"), "SELECT * FROM s.t WHERE s.t.\"Id\" >= $1 AND y < $2");
   EXPECT_EQ(shape_of("SELECT * FROM t WHERE x = 5 -- and y = 6\n"), "SELECT * FROM t WHERE x = $1 -- and y = 6\n");
   EXPECT_EQ(shape_of("SELECT 'x = 1' FROM t /* y = 2 /* nested */ */ WHERE z = 3"),
             "SELECT 'x = 1' FROM t /* y = 2 /* nested */ */ WHERE z = $1");
@@ -62,14 +62,10 @@ TEST(LiteralShape, TextsTheLexerCannotFullyReadAreLeftAlone) {
     EXPECT_EQ(shape_of(sql), "(unchanged)") << sql;
 }
 
-TEST(LiteralShape, AShapeIsNeverShorterThanItsText) {
-  // One-digit literals grow by a character; the guard's length limit applies to the
-  // shape, so it must never be the shorter of the two.
-  const std::string sql = "SELECT * FROM t WHERE a = 1 AND b = 22 AND c = 333 AND d = 123456789012345";
-  const std::string shaped = shape_of(sql);
-  ASSERT_NE(shaped, "(unchanged)");
-  EXPECT_GE(shaped.size(), sql.size());
-  EXPECT_EQ(shaped, "SELECT * FROM t WHERE a = $1 AND b = $2 AND c = $3  AND d = $4             ");
+TEST(LiteralShape, TheWidthOfANumberDoesNotMatter) {
+  // pgbench's keys run from 1 to 1,000,000 per scale: one shape for all of them.
+  EXPECT_EQ(shape_of("SELECT * FROM t WHERE a = 1 AND b = -22 AND c = 123456789012345"),
+            shape_of("SELECT * FROM t WHERE a = 7 AND b = 3 AND c = 0.5"));
 }
 
 }  // namespace

@@ -99,6 +99,20 @@ TEST(PolicyCorpus, LiteralShapesDecideAsTheirTexts) {
   EXPECT_GE(shaped, 60u) << "too few texts had a literal shape for this check to mean anything";
 }
 
+TEST(PolicyCorpus, ACachedShapeDoesNotLiftTheStatementLimits) {
+  // A shape is shorter than a text with long numbers, and has fewer operators than one
+  // with signs: the text's own limits still decide.
+  auto policy = std::make_shared<Policy>(*agent_policy(AccessMode::read_write));
+  policy->limits.max_statement_bytes = 60;
+  policy->limits.max_operators = 3;
+  Engine engine(policy);
+  Subject subject = agent_subject();
+  ASSERT_TRUE(engine.judge(subject, "SELECT a FROM t WHERE a = 1 AND b = 2").allowed());
+  EXPECT_EQ(engine.judge(subject, "SELECT a FROM t WHERE a = 1 AND b = 123456789012345678901234567890").rule, "statement-limits");
+  EXPECT_EQ(engine.judge(subject, "SELECT a FROM t WHERE a = -1 AND b = -2").rule, "statement-limits");
+  EXPECT_TRUE(engine.judge(subject, "SELECT a FROM t WHERE a = 3 AND b = 4").allowed());
+}
+
 }  // namespace
 }  // namespace sluice::policy
 
