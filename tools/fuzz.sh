@@ -15,11 +15,12 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 declare -A sources=(
   [session]="protocol/session_fuzz.cc protocol/session.cc protocol/session_audit.cc protocol/wire.cc protocol/scram.cc audit/record.cc audit/writer.cc audit/chain.cc audit/ring.cc core/out_queue.cc core/timer_wheel.cc core/log.cc"
   [scram]="protocol/scram_fuzz.cc protocol/scram.cc"
+  [jwt]="protocol/jwt_fuzz.cc protocol/jwt.cc core/json.cc"
   [toml]="core/toml_fuzz.cc core/toml.cc"
   [json]="core/json_fuzz.cc core/json.cc"
   [audit_listing]="audit/listing_fuzz.cc audit/listing.cc audit/replay.cc audit/display.cc audit/record.cc core/json.cc"
   [sql_guard]="policy/sql_guard_fuzz.cc policy/sql_guard.cc"
-  [policy]="policy/policy_fuzz.cc policy/engine.cc policy/protect.cc policy/classify.cc policy/statement.cc policy/policy.cc policy/parse_tree.cc policy/sql_guard.cc core/json.cc"
+  [policy]="policy/policy_fuzz.cc policy/engine.cc policy/literal_shape.cc policy/protect.cc policy/classify.cc policy/statement.cc policy/policy.cc policy/parse_tree.cc policy/sql_guard.cc core/json.cc"
   [mask_scanner]="mask/scanner_fuzz.cc mask/scanner.cc mask/patterns.cc mask/validators.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc core/small_file.cc mask/strategy.cc core/json.cc core/config_values.cc core/toml.cc"
   [mask_filter]="mask/filter_fuzz.cc mask/filter.cc mask/config.cc mask/catalog.cc policy/policy.cc policy/statement.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc core/small_file.cc mask/strategy.cc mask/scanner.cc mask/patterns.cc mask/validators.cc protocol/wire.cc core/toml.cc core/config_values.cc core/json.cc core/log.cc"
   [value_rewrite]="mask/value_rewrite_fuzz.cc mask/value_rewrite.cc mask/column_type.cc mask/token_key.cc core/small_file.cc mask/strategy.cc mask/scanner.cc mask/patterns.cc mask/validators.cc core/json.cc core/config_values.cc core/toml.cc"
@@ -32,7 +33,7 @@ declare -A libraries=(
   [mask_filter]="-lhs -lpq"
 )
 failed=0
-targets="${FUZZ_TARGETS:-session scram toml json sql_guard policy audit_listing mask_scanner value_rewrite mask_filter}"
+targets="${FUZZ_TARGETS:-session scram jwt toml json sql_guard policy audit_listing mask_scanner value_rewrite mask_filter}"
 for target in $targets; do
   echo "== fuzz: building $target"
   # shellcheck disable=SC2086

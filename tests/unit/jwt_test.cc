@@ -1,0 +1,319 @@
+// OIDC token verification (protocol/jwt.h): every pitfall of
+// ../shared/reference/jwt-checklist.md as a negative test, with keys generated here
+// and tokens signed with OpenSSL.
+#include <gtest/gtest.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+
+#include "protocol/jwt.h"
+
+namespace sluice::protocol::jwt {
+namespace {
+
+constexpr int64_t kNow = 1'800'000'000;
+
+std::string bytes_of_bn(EVP_PKEY* key, const char* param, int pad = 0) {
+  BIGNUM* bn = nullptr;
+  EXPECT_EQ(EVP_PKEY_get_bn_param(key, param, &bn), 1) << param;
+  std::string out(pad ? static_cast<size_t>(pad) : static_cast<size_t>(BN_num_bytes(bn)), '\0');
+  BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(out.size()));
+  BN_free(bn);
+  return out;
+}
+
+// A signing key of the test identity provider and its public JWK.
+struct TestKey {
+  std::shared_ptr<EVP_PKEY> key;
+  Algorithm algorithm;
+  std::string kid;
+
+  static TestKey make(Algorithm algorithm, std::string kid, int rsa_bits = 2048) {
+    EVP_PKEY* k = nullptr;
+    switch (algorithm) {
+      case Algorithm::rs256:
+      case Algorithm::ps256: k = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(rsa_bits)); break;
+      case Algorithm::es256: k = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"); break;
+      case Algorithm::eddsa: k = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"); break;
+    }
+    EXPECT_NE(k, nullptr);
+    return TestKey{std::shared_ptr<EVP_PKEY>(k, EVP_PKEY_free), algorithm, std::move(kid)};
+  }
+
+  std::string jwk(const std::string& extra = "") const {
+    std::string j = "{\"kid\":\"" + kid + "\"" + extra;
+    switch (algorithm) {
+      case Algorithm::rs256:
+      case Algorithm::ps256:
+        j += ",\"kty\":\"RSA\",\"alg\":\"" + std::string(algorithm_name(algorithm)) + "\",\"n\":\"" +
+             base64url_encode(bytes_of_bn(key.get(), OSSL_PKEY_PARAM_RSA_N)) + "\",\"e\":\"" +
+             base64url_encode(bytes_of_bn(key.get(), OSSL_PKEY_PARAM_RSA_E)) + "\"";
+        break;
+      case Algorithm::es256:
+        j += ",\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" + base64url_encode(bytes_of_bn(key.get(), OSSL_PKEY_PARAM_EC_PUB_X, 32)) +
+             "\",\"y\":\"" + base64url_encode(bytes_of_bn(key.get(), OSSL_PKEY_PARAM_EC_PUB_Y, 32)) + "\"";
+        break;
+      case Algorithm::eddsa: {
+        std::string raw(32, '\0');
+        size_t length = raw.size();
+        EVP_PKEY_get_raw_public_key(key.get(), reinterpret_cast<unsigned char*>(raw.data()), &length);
+        j += ",\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" + base64url_encode(raw) + "\"";
+        break;
+      }
+    }
+    return j + "}";
+  }
+
+  std::string sign_input(std::string_view input) const {
+    EVP_MD_CTX* md = EVP_MD_CTX_new();
+    EVP_PKEY_CTX* pctx = nullptr;
+    EXPECT_EQ(EVP_DigestSignInit(md, &pctx, algorithm == Algorithm::eddsa ? nullptr : EVP_sha256(), nullptr, key.get()), 1);
+    if (algorithm == Algorithm::ps256) {
+      EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
+      EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST);
+    }
+    size_t length = 0;
+    const auto* in = reinterpret_cast<const unsigned char*>(input.data());
+    EVP_DigestSign(md, nullptr, &length, in, input.size());
+    std::string sig(length, '\0');
+    EXPECT_EQ(EVP_DigestSign(md, reinterpret_cast<unsigned char*>(sig.data()), &length, in, input.size()), 1);
+    sig.resize(length);
+    EVP_MD_CTX_free(md);
+    if (algorithm != Algorithm::es256) return sig;
+    const auto* der = reinterpret_cast<const unsigned char*>(sig.data());
+    ECDSA_SIG* ecdsa = d2i_ECDSA_SIG(nullptr, &der, static_cast<long>(sig.size()));
+    std::string raw(64, '\0');
+    BN_bn2binpad(ECDSA_SIG_get0_r(ecdsa), reinterpret_cast<unsigned char*>(raw.data()), 32);
+    BN_bn2binpad(ECDSA_SIG_get0_s(ecdsa), reinterpret_cast<unsigned char*>(raw.data()) + 32, 32);
+    ECDSA_SIG_free(ecdsa);
+    return raw;
+  }
+
+  std::string header(const std::string& extra = "") const {
+    return "{\"alg\":\"" + std::string(algorithm_name(algorithm)) + "\",\"typ\":\"JWT\",\"kid\":\"" + kid + "\"" + extra + "}";
+  }
+
+  std::string token(const std::string& claims, const std::string& header_json = "") const {
+    const std::string input = base64url_encode(header_json.empty() ? header() : header_json) + "." + base64url_encode(claims);
+    return input + "." + base64url_encode(sign_input(input));
+  }
+};
+
+const TestKey& rsa() { static TestKey k = TestKey::make(Algorithm::rs256, "rsa-1"); return k; }
+const TestKey& pss() { static TestKey k = TestKey::make(Algorithm::ps256, "pss-1"); return k; }
+const TestKey& ec() { static TestKey k = TestKey::make(Algorithm::es256, "ec-1"); return k; }
+const TestKey& ed() { static TestKey k = TestKey::make(Algorithm::eddsa, "ed-1"); return k; }
+
+IssuerSettings issuer() {
+  IssuerSettings s;
+  s.issuer = "https://idp.example";
+  s.audience = "sluice";
+  s.algorithms = {Algorithm::rs256, Algorithm::ps256, Algorithm::es256, Algorithm::eddsa};
+  s.max_lifetime_seconds = 3600;
+  return s;
+}
+
+KeySet keys() {
+  KeySet set;
+  std::string error;
+  const std::string jwks = "{\"keys\":[" + rsa().jwk() + "," + pss().jwk() + "," + ec().jwk() + "," + ed().jwk() + "]}";
+  EXPECT_TRUE(parse_jwks(jwks, issuer().algorithms, set, error)) << error;
+  EXPECT_EQ(set.keys.size(), 4u);
+  return set;
+}
+
+std::string claims(const std::string& extra = "", int64_t iat = kNow - 60, int64_t exp = kNow + 600) {
+  return "{\"iss\":\"https://idp.example\",\"aud\":\"sluice\",\"sub\":\"ci-bot\",\"jti\":\"t-1\",\"groups\":[\"agents\",\"ci\"],"
+         "\"iat\":" + std::to_string(iat) + ",\"exp\":" + std::to_string(exp) + extra + "}";
+}
+
+Verdict check(const std::string& token, const IssuerSettings& s = issuer()) { return verify(token, s, keys(), kNow); }
+
+std::string failure_of(const std::string& token, const IssuerSettings& s = issuer()) {
+  const Verdict v = check(token, s);
+  EXPECT_EQ(v.reason.find(token), std::string::npos) << "the reason must never echo the token";
+  return failure_name(v.failure);
+}
+
+TEST(Jwt, TokensOfEveryAcceptedAlgorithmVerify) {
+  for (const TestKey* key : {&rsa(), &pss(), &ec(), &ed()}) {
+    const Verdict v = check(key->token(claims()));
+    ASSERT_TRUE(v.ok()) << algorithm_name(key->algorithm) << ": " << v.reason;
+    EXPECT_EQ(v.identity.name, "ci-bot");
+    EXPECT_EQ(v.identity.groups, (std::vector<std::string>{"agents", "ci"}));
+    EXPECT_EQ(v.identity.token_id, "t-1");
+    EXPECT_EQ(v.identity.expires_at, kNow + 600);
+  }
+}
+
+TEST(Jwt, AlgNoneAndHmacAreRefused) {
+  const std::string body = base64url_encode(claims());
+  for (const char* alg : {"none", "None", "HS256", "RS512", ""}) {
+    const std::string head = base64url_encode(std::string("{\"alg\":\"") + alg + "\",\"kid\":\"rsa-1\"}");
+    EXPECT_EQ(failure_of(head + "." + body + "."), "algorithm") << alg;
+    EXPECT_EQ(failure_of(head + "." + body + ".c2lnbmF0dXJl"), "algorithm") << alg;
+  }
+  // HS256 "signed" with the issuer's RSA public key as the HMAC secret (key confusion).
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PUBKEY(bio, rsa().key.get());
+  char* pem = nullptr;
+  const long pem_length = BIO_get_mem_data(bio, &pem);
+  const std::string input = base64url_encode("{\"alg\":\"HS256\",\"kid\":\"rsa-1\"}") + "." + body;
+  unsigned char mac[32];
+  unsigned int mac_length = 0;
+  HMAC(EVP_sha256(), pem, static_cast<int>(pem_length), reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &mac_length);
+  BIO_free(bio);
+  EXPECT_EQ(failure_of(input + "." + base64url_encode(std::string(reinterpret_cast<char*>(mac), mac_length))), "algorithm");
+}
+
+TEST(Jwt, ZeroAndMisSizedEcdsaSignaturesFail) {
+  const std::string input = base64url_encode(ec().header()) + "." + base64url_encode(claims());
+  EXPECT_EQ(failure_of(input + ".MAYCAQACAQA"), "signature");  // DER r = s = 0
+  EXPECT_EQ(failure_of(input + "." + base64url_encode(std::string(64, '\0'))), "signature");
+  std::string good = ec().sign_input(input);
+  EXPECT_EQ(failure_of(input + "." + base64url_encode(good.substr(0, 63))), "signature");
+  EXPECT_EQ(failure_of(input + "." + base64url_encode(good + "x")), "signature");
+}
+
+TEST(Jwt, KidIsOnlyAMapKey) {
+  for (const char* kid : {"../../../../dev/null", "' UNION SELECT 'k'--", "rsa-1\\u0000", ""}) {
+    const std::string head = "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"" + std::string(kid) + "\"}";
+    const std::string f = failure_of(ec().token(claims(), head));
+    EXPECT_TRUE(f == "unknown_key" || (std::string(kid).empty() && f == "none")) << kid << ": " << f;
+  }
+  const std::string head = "{\"alg\":\"ES256\",\"kid\":\"" + std::string(10000, 'k') + "\"}";
+  EXPECT_EQ(failure_of(ec().token(claims(), head)), "malformed");
+  // The unknown kid is reported (bounded) so the caller can decide on a key-set refresh.
+  EXPECT_EQ(check(ec().token(claims(), "{\"alg\":\"ES256\",\"kid\":\"rotated-2\"}")).kid, "rotated-2");
+}
+
+TEST(Jwt, KeysCarriedInTheHeaderAreIgnored) {
+  const TestKey attacker = TestKey::make(Algorithm::es256, "ec-1");  // same kid as the issuer's key
+  const std::string head = "{\"alg\":\"ES256\",\"kid\":\"ec-1\",\"jwk\":" + attacker.jwk() +
+                           ",\"jku\":\"https://evil.example/jwks\",\"x5u\":\"https://evil.example/x\"}";
+  EXPECT_EQ(failure_of(attacker.token(claims(), head)), "signature");
+  EXPECT_EQ(failure_of(attacker.token(claims(), "{\"alg\":\"ES256\",\"jwk\":" + attacker.jwk() + "}")), "signature");
+}
+
+TEST(Jwt, CriticalExtensionsAndUnexpectedTypesAreRefused) {
+  EXPECT_EQ(failure_of(rsa().token(claims(), rsa().header(",\"crit\":[\"exp\"]"))), "header");
+  const std::string at = "{\"alg\":\"RS256\",\"typ\":\"at+jwt\",\"kid\":\"rsa-1\"}";
+  EXPECT_EQ(failure_of(rsa().token(claims(), at)), "header");  // an access token where ID-style tokens are expected
+  IssuerSettings access = issuer();
+  access.token_types = {"at+jwt"};
+  EXPECT_EQ(failure_of(rsa().token(claims(), "{\"alg\":\"RS256\",\"typ\":\"application/at+jwt\",\"kid\":\"rsa-1\"}"), access), "none");
+  EXPECT_EQ(failure_of(rsa().token(claims()), access), "header");  // and the other way round
+  EXPECT_EQ(failure_of(rsa().token(claims(), "{\"alg\":\"RS256\",\"kid\":\"rsa-1\"}"), access), "header");
+}
+
+TEST(Jwt, TimeClaimsAreRequiredAndChecked) {
+  const std::string no_exp = "{\"iss\":\"https://idp.example\",\"aud\":\"sluice\",\"sub\":\"ci-bot\",\"iat\":" + std::to_string(kNow) + "}";
+  const std::string no_iat = "{\"iss\":\"https://idp.example\",\"aud\":\"sluice\",\"sub\":\"ci-bot\",\"exp\":" + std::to_string(kNow + 60) + "}";
+  EXPECT_EQ(failure_of(rsa().token(no_exp)), "claims");
+  EXPECT_EQ(failure_of(rsa().token(no_iat)), "claims");
+  EXPECT_EQ(failure_of(rsa().token(claims("", kNow, 4102444800))), "claims");        // exp in 2100: lifetime over the cap
+  EXPECT_EQ(failure_of(rsa().token(claims("", kNow - 700, kNow - 100))), "expired");
+  EXPECT_EQ(failure_of(rsa().token(claims("", kNow - 700, kNow - 30))), "none");     // within the 60 s leeway
+  EXPECT_EQ(failure_of(rsa().token(claims("", kNow + 600, kNow + 900))), "not_yet_valid");  // iat 10 min ahead
+  EXPECT_EQ(failure_of(rsa().token(claims(",\"nbf\":" + std::to_string(kNow + 300)))), "not_yet_valid");
+  EXPECT_EQ(failure_of(rsa().token(claims(",\"nbf\":\"soon\""))), "claims");
+  EXPECT_EQ(failure_of(rsa().token("{\"iss\":\"https://idp.example\",\"aud\":\"sluice\",\"sub\":\"x\",\"iat\":\"1\",\"exp\":1e12}")), "claims");
+  EXPECT_EQ(failure_of(rsa().token(claims("", kNow, kNow - 10))), "claims");  // exp before iat
+}
+
+TEST(Jwt, IssuerAndAudienceMustBeOurs) {
+  std::string other_issuer = claims();
+  other_issuer.replace(other_issuer.find("https://idp.example"), 19, "https://idp.example.evil");
+  EXPECT_EQ(failure_of(rsa().token(other_issuer)), "issuer");
+  // A second trusted issuer's key, claiming the first issuer: its keys are not the first's.
+  const TestKey second = TestKey::make(Algorithm::rs256, "second-1");
+  EXPECT_EQ(failure_of(second.token(claims(), second.header())), "unknown_key");
+  EXPECT_EQ(failure_of(second.token(claims(), "{\"alg\":\"RS256\"}")), "signature");
+
+  std::string other_audience = claims();
+  other_audience.replace(other_audience.find("\"sluice\""), 8, "\"grafana\"");
+  EXPECT_EQ(failure_of(rsa().token(other_audience)), "audience");
+  std::string many = claims(",\"azp\":\"grafana\"");
+  many.replace(many.find("\"sluice\""), 8, "[\"grafana\",\"sluice\"]");
+  EXPECT_EQ(failure_of(rsa().token(many)), "audience");
+  many.replace(many.find("\"azp\":\"grafana\""), 15, "\"azp\":\"sluice\"");
+  EXPECT_EQ(failure_of(rsa().token(many)), "none");
+}
+
+TEST(Jwt, AnyChangeToTheSignedPartsBreaksTheSignature) {
+  const std::string token = ed().token(claims());
+  const size_t dot = token.find('.');
+  std::string tampered = token;
+  tampered.replace(dot + 1, token.find('.', dot + 1) - dot - 1, base64url_encode(claims(",\"admin\":true")));
+  EXPECT_EQ(failure_of(tampered), "signature");
+}
+
+TEST(Jwt, MalformedTokensFailClosed) {
+  const std::string good = rsa().token(claims());
+  const std::string head = good.substr(0, good.find('.'));
+  EXPECT_EQ(failure_of("not-a-token"), "malformed");
+  EXPECT_EQ(failure_of(head + "." + base64url_encode(claims())), "malformed");  // two parts
+  EXPECT_EQ(failure_of(good + ".x"), "malformed");                                // four parts
+  EXPECT_EQ(failure_of(good + "="), "malformed");                                 // padding
+  EXPECT_EQ(failure_of("e30." + good.substr(good.find('.') + 1)), "algorithm");   // header {}
+  EXPECT_EQ(failure_of("W10." + good.substr(good.find('.') + 1)), "malformed");   // header []
+  EXPECT_EQ(failure_of(std::string(20000, 'a') + "." + good), "malformed");
+  // Duplicate members: another parser may read the other value.
+  EXPECT_EQ(failure_of(rsa().token(claims(), "{\"alg\":\"RS256\",\"alg\":\"none\",\"kid\":\"rsa-1\"}")), "malformed");
+  EXPECT_EQ(failure_of(rsa().token(claims(",\"sub\":\"root\""))), "malformed");
+}
+
+TEST(Jwt, IdentityAndGroupsComeFromTheConfiguredClaims) {
+  IssuerSettings s = issuer();
+  s.identity_claim = "email";
+  s.groups_claim = "realm_access.roles";
+  Verdict v = check(rsa().token(claims(",\"email\":\"bot@example.com\",\"realm_access\":{\"roles\":[\"dba\"]}")), s);
+  ASSERT_TRUE(v.ok()) << v.reason;
+  EXPECT_EQ(v.identity.name, "bot@example.com");
+  EXPECT_EQ(v.identity.groups, std::vector<std::string>{"dba"});
+  EXPECT_EQ(failure_of(rsa().token(claims()), s), "claims");  // no email claim
+  EXPECT_EQ(failure_of(rsa().token(claims(",\"email\":\"a\\nb\"")), s), "claims");  // control character
+  EXPECT_EQ(failure_of(rsa().token(claims(",\"email\":\"x\",\"realm_access\":{\"roles\":[1]}")), s), "claims");
+  EXPECT_TRUE(check(rsa().token(claims(",\"email\":\"x\"")), s).identity.groups.empty());
+}
+
+TEST(Jwt, KeySetsKeepOnlyKeysBoundToAnAcceptedAlgorithm) {
+  const TestKey small = TestKey::make(Algorithm::rs256, "small", 1024);
+  std::string ec_off_curve = ec().jwk();
+  const size_t y = ec_off_curve.find("\"y\":\"") + 5;
+  ec_off_curve[y] = ec_off_curve[y] == 'A' ? 'B' : 'A';
+  const std::string jwks = "{\"keys\":[" + small.jwk() + ",{\"kty\":\"oct\",\"kid\":\"h\",\"k\":\"c2VjcmV0\"}," +
+                           rsa().jwk(",\"use\":\"enc\"") + "," + ec_off_curve + "," + pss().jwk() + ",\"junk\"]}";
+  KeySet set;
+  std::string error;
+  ASSERT_TRUE(parse_jwks(jwks, {Algorithm::rs256, Algorithm::es256}, set, error)) << error;
+  EXPECT_TRUE(set.keys.empty());
+  EXPECT_EQ(set.skipped.size(), 6u);
+  // A key bound to PS256 does not verify an RS256 token of the same kid.
+  ASSERT_TRUE(parse_jwks("{\"keys\":[" + rsa().jwk().replace(rsa().jwk().find("RS256"), 5, "PS256") + "]}", issuer().algorithms, set, error));
+  ASSERT_EQ(set.keys.size(), 1u);
+  EXPECT_EQ(verify(rsa().token(claims()), issuer(), set, kNow).failure, Failure::unknown_key);
+  EXPECT_FALSE(parse_jwks("{\"keys\":{}}", issuer().algorithms, set, error));
+  EXPECT_FALSE(parse_jwks(std::string(300 * 1024, ' '), issuer().algorithms, set, error));
+}
+
+TEST(Jwt, UnverifiedIssuerOnlyReadsTheClaims) {
+  EXPECT_EQ(unverified_issuer(ed().token(claims())), "https://idp.example");
+  EXPECT_EQ(unverified_issuer("a.b.c"), std::nullopt);
+}
+
+TEST(Jwt, Base64urlIsStrict) {
+  EXPECT_EQ(base64url_decode(base64url_encode("any carnal pleas")), "any carnal pleas");
+  EXPECT_EQ(base64url_decode("YQ"), "a");
+  EXPECT_EQ(base64url_decode("YR"), std::nullopt);  // non-canonical trailing bits
+  EXPECT_EQ(base64url_decode("YQ=="), std::nullopt);
+  EXPECT_EQ(base64url_decode("Y+Q"), std::nullopt);
+  EXPECT_EQ(base64url_decode("YQ Q"), std::nullopt);
+  EXPECT_EQ(base64url_decode("YWJjZ"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace sluice::protocol::jwt
