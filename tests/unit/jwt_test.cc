@@ -1,6 +1,7 @@
 // OIDC token verification (protocol/jwt.h): every pitfall of
 // ../shared/reference/jwt-checklist.md as a negative test, with keys generated here
-// and tokens signed with OpenSSL.
+// and tokens signed with OpenSSL; and token login around it (protocol/oidc.h): when
+// key sets are fetched, and the verified-token cache.
 #include <gtest/gtest.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -10,6 +11,7 @@
 #include <openssl/rsa.h>
 
 #include "protocol/jwt.h"
+#include "protocol/oidc.h"
 
 namespace sluice::protocol::jwt {
 namespace {
@@ -313,6 +315,132 @@ TEST(Jwt, Base64urlIsStrict) {
   EXPECT_EQ(base64url_decode("Y+Q"), std::nullopt);
   EXPECT_EQ(base64url_decode("YQ Q"), std::nullopt);
   EXPECT_EQ(base64url_decode("YWJjZ"), std::nullopt);
+}
+
+
+// ---------------------------------------------------------------------------
+// Token login (oidc.h)
+// ---------------------------------------------------------------------------
+
+std::string test_jwks() { return "{\"keys\":[" + rsa().jwk() + "," + ec().jwk() + "]}"; }
+
+// A fetch that counts its calls and serves `document` (or fails while `fail` is set).
+struct FakeIdp {
+  std::string document = test_jwks();
+  bool fail = false;
+  int calls = 0;
+  oidc::IssuerKeys::Fetch fetch() {
+    return [this](std::string& out, std::string& error) {
+      ++calls;
+      if (fail) {
+        error = "connection refused";
+        return false;
+      }
+      out = document;
+      return true;
+    };
+  }
+};
+
+TEST(Oidc, KeySetsAreFetchedWhenDueAndNeverTwiceWithinTheCooldown) {
+  FakeIdp idp;
+  oidc::IssuerKeys keys(issuer(), oidc::FetchTiming{3600, 30, 10});
+  std::string log;
+  EXPECT_EQ(keys.keys(), nullptr);
+  EXPECT_TRUE(keys.refresh_if_due(0, idp.fetch(), log));
+  ASSERT_NE(keys.keys(), nullptr);
+  EXPECT_EQ(keys.keys()->keys.size(), 2u);
+  EXPECT_NE(log.find("read 2 key(s)"), std::string::npos) << log;
+  EXPECT_FALSE(keys.refresh_if_due(10, idp.fetch(), log));  // fresh, nobody asked
+  keys.unknown_kid_seen();
+  EXPECT_FALSE(keys.refresh_if_due(20, idp.fetch(), log));  // asked, but within the cooldown
+  EXPECT_TRUE(keys.refresh_if_due(30, idp.fetch(), log));
+  EXPECT_FALSE(keys.refresh_if_due(100, idp.fetch(), log));
+  EXPECT_TRUE(keys.refresh_if_due(30 + 3600, idp.fetch(), log));  // too old
+  EXPECT_EQ(idp.calls, 3);
+}
+
+TEST(Oidc, AThousandRandomKidsCostOneFetch) {
+  FakeIdp idp;
+  auto keys = std::make_shared<oidc::IssuerKeys>(issuer(), oidc::FetchTiming{3600, 30, 10});
+  std::string log;
+  keys->refresh_if_due(0, idp.fetch(), log);
+  oidc::TokenAuthenticator login({keys});
+  const TestKey attacker = TestKey::make(Algorithm::es256, "x");
+  for (int i = 0; i < 1000; ++i) {
+    const std::string head = "{\"alg\":\"ES256\",\"kid\":\"random-" + std::to_string(i) + "\"}";
+    EXPECT_EQ(login.authenticate(attacker.token(claims(), head), kNow).verdict.failure, Failure::unknown_key);
+    keys->refresh_if_due(100 + i / 1000, idp.fetch(), log);  // the fetcher runs all along, within one second
+  }
+  EXPECT_EQ(idp.calls, 2);  // the first read and one refresh
+}
+
+TEST(Oidc, AFailedFetchKeepsTheOldKeysAndIsRetried) {
+  FakeIdp idp;
+  oidc::IssuerKeys keys(issuer(), oidc::FetchTiming{3600, 30, 10});
+  std::string log;
+  keys.refresh_if_due(0, idp.fetch(), log);
+  idp.fail = true;
+  EXPECT_TRUE(keys.refresh_if_due(3600, idp.fetch(), log));
+  EXPECT_NE(log.find("keeping the keys read before"), std::string::npos) << log;
+  ASSERT_NE(keys.keys(), nullptr);
+  EXPECT_EQ(keys.keys()->keys.size(), 2u);
+  EXPECT_FALSE(keys.refresh_if_due(3605, idp.fetch(), log));
+  idp.fail = false;
+  idp.document = "{\"keys\": \"not a list\"}";  // a broken document is a failure too
+  EXPECT_TRUE(keys.refresh_if_due(3610, idp.fetch(), log));
+  EXPECT_EQ(keys.keys()->keys.size(), 2u);
+  idp.document = "{\"keys\":[" + ed().jwk() + "]}";
+  EXPECT_TRUE(keys.refresh_if_due(3620, idp.fetch(), log));
+  EXPECT_EQ(keys.keys()->keys.size(), 1u);
+}
+
+TEST(Oidc, TokensAreRefusedUntilTheKeysCanBeRead) {
+  FakeIdp idp;
+  idp.fail = true;
+  auto keys = std::make_shared<oidc::IssuerKeys>(issuer(), oidc::FetchTiming{});
+  std::string log;
+  keys->refresh_if_due(0, idp.fetch(), log);
+  EXPECT_NE(log.find("refused until it can be read"), std::string::npos) << log;
+  oidc::TokenAuthenticator login({keys});
+  const oidc::TokenLogin result = login.authenticate(rsa().token(claims()), kNow);
+  EXPECT_EQ(result.verdict.failure, Failure::unknown_key);
+  EXPECT_NE(result.verdict.reason.find("could not be read yet"), std::string::npos);
+  EXPECT_EQ(login.authenticate(rsa().token(claims()), kNow).issuer, "https://idp.example");
+  std::string other = claims();
+  other.replace(other.find("https://idp.example"), 19, "https://other.example");
+  EXPECT_EQ(login.authenticate(rsa().token(other), kNow).verdict.failure, Failure::issuer);
+}
+
+TEST(Oidc, VerifiedTokensAreCachedUntilTheyExpire) {
+  FakeIdp idp;
+  auto keys = std::make_shared<oidc::IssuerKeys>(issuer(), oidc::FetchTiming{});
+  std::string log;
+  keys->refresh_if_due(0, idp.fetch(), log);
+  oidc::TokenAuthenticator login({keys}, 2);
+  const std::string token = ec().token(claims());
+  oidc::TokenLogin first = login.authenticate(token, kNow);
+  ASSERT_TRUE(first.verdict.ok()) << first.verdict.reason;
+  EXPECT_FALSE(first.cached);
+  oidc::TokenLogin again = login.authenticate(token, kNow + 10);
+  EXPECT_TRUE(again.cached);
+  EXPECT_EQ(again.verdict.identity.name, "ci-bot");
+  EXPECT_EQ(again.verdict.identity.groups, first.verdict.identity.groups);
+  // After exp the cache forgets it: within the leeway the verifier still takes it,
+  // after that refuses it.
+  oidc::TokenLogin late = login.authenticate(token, kNow + 601);
+  EXPECT_FALSE(late.cached);
+  EXPECT_TRUE(late.verdict.ok());
+  EXPECT_EQ(login.authenticate(token, kNow + 661).verdict.failure, Failure::expired);
+  // A refused token is never remembered; the cache stays within its bound.
+  std::string tampered = token;
+  tampered.back() = tampered.back() == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(login.authenticate(tampered, kNow).verdict.ok());
+  EXPECT_FALSE(login.authenticate(tampered, kNow).cached);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(login.authenticate(ec().token(claims(",\"n\":" + std::to_string(i))), kNow).verdict.ok());
+  oidc::VerifiedTokens bounded(2);
+  for (int i = 0; i < 5; ++i) bounded.remember("token-" + std::to_string(i), {"i", jwt::Identity{}}, 0);
+  EXPECT_EQ(bounded.size(), 2u);
 }
 
 }  // namespace
