@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "core/base64.h"
 #include "core/json.h"
 
 namespace sluice::protocol::jwt {
@@ -53,77 +54,11 @@ const char* failure_name(Failure failure) {
   return "?";
 }
 
-// ---------------------------------------------------------------------------
-// base64url
-// ---------------------------------------------------------------------------
-
-namespace {
-
-int base64url_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-}  // namespace
-
 std::optional<std::string> base64url_decode(std::string_view text) {
-  if (text.size() % 4 == 1) return std::nullopt;  // no byte count encodes to that
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t bits = 0;
-  int count = 0;
-  for (char c : text) {
-    const int v = base64url_value(c);
-    if (v < 0) return std::nullopt;
-    bits = (bits << 6) | static_cast<uint32_t>(v);
-    if (++count == 4) {
-      out += static_cast<char>((bits >> 16) & 0xFF);
-      out += static_cast<char>((bits >> 8) & 0xFF);
-      out += static_cast<char>(bits & 0xFF);
-      bits = 0;
-      count = 0;
-    }
-  }
-  if (count == 2) {
-    if (bits & 0xF) return std::nullopt;  // non-canonical: leftover bits must be zero
-    out += static_cast<char>((bits >> 4) & 0xFF);
-  } else if (count == 3) {
-    if (bits & 0x3) return std::nullopt;
-    out += static_cast<char>((bits >> 10) & 0xFF);
-    out += static_cast<char>((bits >> 2) & 0xFF);
-  }
-  return out;
+  return core::base64::decode(text, core::base64::Variant::url_unpadded);
 }
 
-std::string base64url_encode(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8) |
-                       static_cast<uint8_t>(bytes[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (bytes.size() - i == 1) {
-    const uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-  } else if (bytes.size() - i == 2) {
-    const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-  }
-  return out;
-}
+std::string base64url_encode(std::string_view bytes) { return core::base64::encode(bytes, core::base64::Variant::url_unpadded); }
 
 // ---------------------------------------------------------------------------
 // Key sets

@@ -15,6 +15,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "core/base64.h"
+
 namespace sluice::protocol::scram {
 namespace {
 
@@ -240,81 +242,19 @@ Key xor_keys(const Key& a, const Key& b) {
   return out;
 }
 
-constexpr char kBase64Alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-// Value of a base64 character, or -1.
-int base64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 }  // namespace
 
 // --- base64
 
 std::string base64_encode(std::span<const uint8_t> data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    const uint32_t group = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
-    out += kBase64Alphabet[(group >> 18) & 63];
-    out += kBase64Alphabet[(group >> 12) & 63];
-    out += kBase64Alphabet[(group >> 6) & 63];
-    out += kBase64Alphabet[group & 63];
-  }
-  const size_t left = data.size() - i;
-  if (left == 1) {
-    const uint32_t group = uint32_t{data[i]} << 16;
-    out += kBase64Alphabet[(group >> 18) & 63];
-    out += kBase64Alphabet[(group >> 12) & 63];
-    out += "==";
-  } else if (left == 2) {
-    const uint32_t group = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8);
-    out += kBase64Alphabet[(group >> 18) & 63];
-    out += kBase64Alphabet[(group >> 12) & 63];
-    out += kBase64Alphabet[(group >> 6) & 63];
-    out += '=';
-  }
-  return out;
+  return core::base64::encode(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()),
+                              core::base64::Variant::standard_padded);
 }
 
-// Strict: length a multiple of 4, only the standard alphabet, '=' only as one or two
-// final padding characters, and unused bits of the last group zero (so every byte
-// string has exactly one accepted encoding). No whitespace.
 std::optional<std::vector<uint8_t>> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  size_t padding = 0;
-  if (!text.empty() && text.back() == '=') {
-    padding = text[text.size() - 2] == '=' ? 2 : 1;
-  }
-  std::vector<uint8_t> out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    const size_t digits = last ? 4 - padding : 4;
-    uint32_t group = 0;
-    for (size_t j = 0; j < 4; ++j) {
-      int value = 0;
-      if (j < digits) {
-        value = base64_value(text[i + j]);
-        if (value < 0) return std::nullopt;
-      }
-      group = (group << 6) | static_cast<uint32_t>(value);
-    }
-    out.push_back(static_cast<uint8_t>(group >> 16));
-    if (digits >= 3) out.push_back(static_cast<uint8_t>(group >> 8));
-    if (digits == 4) out.push_back(static_cast<uint8_t>(group));
-    // Bits encoded by the last digit but belonging to no byte must be zero.
-    if (digits == 2 && (group & 0xffff) != 0) return std::nullopt;
-    if (digits == 3 && (group & 0xff) != 0) return std::nullopt;
-  }
-  return out;
+  const std::optional<std::string> bytes = core::base64::decode(text, core::base64::Variant::standard_padded);
+  if (!bytes) return std::nullopt;
+  return std::vector<uint8_t>(bytes->begin(), bytes->end());
 }
 
 bool random_bytes(std::span<uint8_t> out) {

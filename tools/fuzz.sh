@@ -13,9 +13,9 @@ mkdir -p "$out"
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -isystem /usr/include/postgresql)
 
 declare -A sources=(
-  [session]="protocol/session_fuzz.cc protocol/session.cc protocol/session_audit.cc protocol/wire.cc protocol/scram.cc audit/record.cc audit/writer.cc audit/chain.cc audit/ring.cc core/out_queue.cc core/timer_wheel.cc core/log.cc"
-  [scram]="protocol/scram_fuzz.cc protocol/scram.cc"
-  [jwt]="protocol/jwt_fuzz.cc protocol/jwt.cc core/json.cc"
+  [session]="protocol/session_fuzz.cc protocol/session.cc protocol/session_audit.cc protocol/wire.cc protocol/scram.cc core/base64.cc audit/record.cc audit/writer.cc audit/chain.cc audit/ring.cc core/out_queue.cc core/timer_wheel.cc core/log.cc"
+  [scram]="protocol/scram_fuzz.cc protocol/scram.cc core/base64.cc"
+  [jwt]="protocol/jwt_fuzz.cc protocol/jwt.cc core/base64.cc core/json.cc"
   [toml]="core/toml_fuzz.cc core/toml.cc"
   [json]="core/json_fuzz.cc core/json.cc"
   [audit_listing]="audit/listing_fuzz.cc audit/listing.cc audit/replay.cc audit/display.cc audit/record.cc core/json.cc"
