@@ -390,24 +390,31 @@ Action ResultMasker::data_row(std::span<const uint8_t> body, std::vector<uint8_t
 bool ResultMasker::mask_text(std::string_view text, std::string& out) { return rewrite_text(text, out, true); }
 
 bool ResultMasker::mask_parameter(std::span<const uint8_t> bytes, bool binary, std::string& out) {
-  if (!rewrite_text(as_text(bytes), out, false)) return false;
-  if (binary) {
-    // A binary value's bytes are not text to show in parts: only what was found.
-    out.clear();
-    append_placeholder(found_.findings.empty() ? kUnscannedKind : std::string_view(pattern(found_.findings.front()).kind),
-                       out);
-  }
+  if (!binary) return rewrite_text(as_text(bytes), out, false);
+  // A binary value's bytes are not text to show in parts: say only what was found.
+  const TextScan scan = scan_text(as_text(bytes));
+  if (scan == TextScan::clean) return false;
+  out.clear();
+  append_placeholder(scan == TextScan::unscanned ? kUnscannedKind : std::string_view(pattern(found_.findings.front()).kind), out);
   return true;
 }
 
-bool ResultMasker::rewrite_text(std::string_view text, std::string& out, bool count_findings) {
-  if (text.empty()) return false;
+ResultMasker::TextScan ResultMasker::scan_text(std::string_view text) {
+  if (text.empty()) return TextScan::clean;
   if (scanner_->scan(text, tiers(true), found_) != ScanStatus::ok) {
     found_.clear();
+    return TextScan::unscanned;
+  }
+  return found_.findings.empty() && found_.saturated.empty() ? TextScan::clean : TextScan::found;
+}
+
+bool ResultMasker::rewrite_text(std::string_view text, std::string& out, bool count_findings) {
+  const TextScan scan = scan_text(text);
+  if (scan == TextScan::clean) return false;
+  if (scan == TextScan::unscanned) {
     out = "[masked:" + std::string(kUnscannedKind) + "]";  // nothing is known about it: not shown
     return true;
   }
-  if (found_.findings.empty() && found_.saturated.empty()) return false;
   if (count_findings)
     for (const Finding& f : found_.findings) count(f.pattern);
   if (found_.saturated.empty()) {

@@ -112,6 +112,9 @@ class ResultMasker final : public protocol::ResultFilter {
   // Text that could not be scanned is replaced whole.
   bool mask_text(std::string_view text, std::string& out);
   // mask_text(), counting the findings for the audit outcome or not (parameters).
+  // Scans free text with both tiers into found_.
+  enum class TextScan : uint8_t { clean, found, unscanned };
+  TextScan scan_text(std::string_view text);
   bool rewrite_text(std::string_view text, std::string& out, bool count_findings);
   void count(uint32_t pattern);
   void count_kind(std::string_view kind);
