@@ -218,12 +218,12 @@ void Catalog::install(std::shared_ptr<const Masking> masking) {
     slots_[i].due = Clock::now();
     if (!wanted) {
       slots_[i].catalog = nullptr;
-    } else if (slots_[i].catalog) {
-      // Until the reread, the old columns stay masked under the new rules' indexes only
-      // if they still exist: rebuild from nothing rather than guess.
+    } else {
+      // Wanted but not read under these rules (never, or they were reloaded): an empty
+      // snapshot that refuses, rather than old columns under the new rules' indexes.
       auto pending = std::make_shared<TargetCatalog>();
       pending->masking = masking_;
-      pending->error = "the masking rules were reloaded and the catalog is being reread";
+      if (slots_[i].catalog) pending->error = "the masking rules were reloaded and the catalog is being reread";
       slots_[i].catalog = std::move(pending);
     }
   }
@@ -262,11 +262,7 @@ std::shared_ptr<const TargetCatalog> Catalog::target(std::string_view name) cons
   std::lock_guard lock(mutex_);
   for (size_t i = 0; i < slots_.size(); ++i)
     if (settings_.targets[i].name == name) {
-      if (!slots_[i].wanted) return nullptr;
-      if (slots_[i].catalog) return slots_[i].catalog;
-      auto unread = std::make_shared<TargetCatalog>();  // wanted but never read: refuse, do not guess
-      unread->masking = masking_;
-      return unread;
+      return slots_[i].wanted ? slots_[i].catalog : nullptr;  // wanted: at least the unread snapshot install() left
     }
   return nullptr;
 }
