@@ -391,23 +391,28 @@ for w in "${workloads[@]}"; do
   for t in "${targets[@]}"; do run_pgbench "$t" "$w" simple 16 warmup "$warmup_seconds"; done
 done
 
-echo "runs (target order rotates from one configuration to the next):"
-k=0
+# The order of the targets shifts by one from one repetition of a configuration to the
+# next, so each target runs first, second, ... equally often (whatever position in a
+# sequence of back-to-back runs favours, it favours no target). It also shifts from one
+# configuration to the next within a repetition.
+echo "runs (target order rotates from one repetition and one configuration to the next):"
 for ((rep = 1; rep <= repeat; rep++)); do
+  config=0
   for workload in "${workloads[@]}"; do
     for mode in "${modes[@]}"; do
       for clients in "${clients_list[@]}"; do
         for ((t = 0; t < ${#targets[@]}; t++)); do
-          run_pgbench "${targets[(t + k) % ${#targets[@]}]}" "$workload" "$mode" "$clients" "$rep" "$seconds"
+          run_pgbench "${targets[(t + rep - 1 + config) % ${#targets[@]}]}" "$workload" "$mode" "$clients" "$rep" "$seconds"
         done
-        k=$((k + 1))
+        config=$((config + 1))
       done
     done
   done
 done
 
 echo
-echo "$seconds s per run, mean of $repeat runs; spread = (max - min) / mean TPS; CPU = proxy utime+stime per transaction"
+echo "$seconds s per run, mean of $repeat runs; spread = (max - min) / mean TPS; CPU = proxy utime+stime per transaction;"
+echo "paired median: the median over repetitions of one target's TPS over another's in the same repetition"
 echo "(a transaction is one SELECT for select-only, the whole script of 8 statements for agent-mix)"
 python3 bench/e2e/report.py "$results_tsv" "$clk_tck"
 
