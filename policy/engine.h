@@ -97,7 +97,6 @@ class Engine {
   struct CacheKeyHash {
     size_t operator()(const CacheKey& k) const;
   };
-  struct LookupKey;
 
   uint32_t intern(Subject& subject);
   const Decision& judge_cacheable(const Subject& subject, uint32_t id, std::string_view sql);

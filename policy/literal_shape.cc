@@ -211,12 +211,13 @@ void LiteralShaper::mark_column_operands() {
 
 // Marks the bare numeric elements of the parenthesised list opening at token `open`
 // (a VALUES row, an IN list); with `all_or_nothing`, only when every element is one
-// (so `x IN (SELECT a ... GROUP BY a, 1)` keeps its position 1).
-void LiteralShaper::mark_list_at(size_t open, bool all_or_nothing) {
+// (so `x IN (SELECT a ... GROUP BY a, 1)` keeps its position 1). Returns the index of
+// the list's closing parenthesis, tokens_.size() when it has none.
+size_t LiteralShaper::mark_list_at(size_t open, bool all_or_nothing) {
   const size_t marked_before = replacements_.size();
-  size_t depth = 0, element = open + 1;
+  size_t depth = 0, element = open + 1, i = open;
   bool all_numbers = true;
-  for (size_t i = open; i < tokens_.size(); ++i) {
+  for (; i < tokens_.size(); ++i) {
     if (is_punct(i, '(')) ++depth;
     const bool closes = is_punct(i, ')') && --depth == 0;
     if ((depth == 1 && is_punct(i, ',')) || closes) {
@@ -233,6 +234,7 @@ void LiteralShaper::mark_list_at(size_t open, bool all_or_nothing) {
     if (closes) break;
   }
   if (depth != 0 || (all_or_nothing && !all_numbers)) replacements_.resize(marked_before);
+  return i;
 }
 
 void LiteralShaper::mark_lists() {
@@ -241,14 +243,8 @@ void LiteralShaper::mark_lists() {
     if (is_word(i, "values")) {
       // VALUES (..), (..), ...: every row.
       for (size_t row = i + 1; is_punct(row, '(');) {
-        size_t depth = 0, close = row;
-        for (; close < tokens_.size(); ++close) {
-          if (is_punct(close, '(')) ++depth;
-          if (is_punct(close, ')') && --depth == 0) break;
-        }
-        if (close >= tokens_.size()) break;
-        mark_list_at(row, false);
-        if (!is_punct(close + 1, ',')) break;
+        const size_t close = mark_list_at(row, false);
+        if (close >= tokens_.size() || !is_punct(close + 1, ',')) break;
         row = close + 2;
       }
     } else if (is_word(i, "in") && i >= 1 &&

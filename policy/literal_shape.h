@@ -60,7 +60,7 @@ class LiteralShaper {
   size_t signed_number_start(size_t number) const;
   void mark_column_operands();
   void mark_lists();
-  void mark_list_at(size_t open, bool all_or_nothing);
+  size_t mark_list_at(size_t open, bool all_or_nothing);
 
   std::string_view sql_;
   std::vector<Token> tokens_;
