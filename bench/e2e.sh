@@ -15,6 +15,10 @@
 #   audit-async   policy on, [audit] mode = "async"
 #   audit-strict  policy on, [audit] mode = "strict": sluiced's defaults, what users run
 #   pgbouncer     pgbouncer in session mode
+#   tls           sluiced as audit-off, clients connect with TLS (sslmode=require)
+#   pgbouncer-tls pgbouncer as above, clients connect with TLS (client_tls_sslmode)
+# (TLS toward PostgreSQL is not in either: sluice does not offer it yet, so both TLS
+# targets encrypt the client side only, and the comparison is like for like.)
 # The audit directories are on the file system of /var/tmp, so fdatasync is real.
 # Workloads:
 #   select-only pgbench's builtin -S (one SELECT by primary key per transaction)
@@ -28,6 +32,7 @@
 #   BENCH_MODES="simple extended prepared"
 #   BENCH_WORKLOADS="select-only agent-mix"
 #   BENCH_TARGETS="direct policy-off audit-off audit-async audit-strict pgbouncer"
+#                           (also: tls pgbouncer-tls)
 #   BENCH_THREADS=2         pgbench -j
 #   BENCH_SCALE=10          pgbench -i -s
 #   BENCH_IDLE_SESSIONS=1000   0 skips the idle-session test
@@ -54,15 +59,17 @@ pg_bin=/usr/lib/postgresql/15/bin
 clk_tck=$(getconf CLK_TCK)
 
 has_target() { local t; for t in "${targets[@]}"; do [ "$t" = "$1" ] && return 0; done; return 1; }
-is_sluiced() { case "$1" in policy-off | audit-off | audit-async | audit-strict) return 0 ;; *) return 1 ;; esac; }
+is_sluiced() { case "$1" in policy-off | audit-off | audit-async | audit-strict | tls) return 0 ;; *) return 1 ;; esac; }
+is_pgbouncer() { case "$1" in pgbouncer | pgbouncer-tls) return 0 ;; *) return 1 ;; esac; }
+uses_tls() { case "$1" in tls | pgbouncer-tls) return 0 ;; *) return 1 ;; esac; }
 has_sluiced() { local t; for t in "${targets[@]}"; do is_sluiced "$t" && return 0; done; return 1; }
 has_workload() { local w; for w in "${workloads[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 say() { echo "e2e: $*" >&2; }
 die() { echo "e2e: error: $*" >&2; exit 1; }
 
 for t in "${targets[@]}"; do
-  case "$t" in direct | policy-off | audit-off | audit-async | audit-strict | pgbouncer) ;;
-    *) die "unknown target '$t' in BENCH_TARGETS (one of: direct policy-off audit-off audit-async audit-strict pgbouncer)" ;;
+  case "$t" in direct | policy-off | audit-off | audit-async | audit-strict | pgbouncer | tls | pgbouncer-tls) ;;
+    *) die "unknown target '$t' in BENCH_TARGETS (one of: direct policy-off audit-off audit-async audit-strict pgbouncer tls pgbouncer-tls)" ;;
   esac
 done
 for w in "${workloads[@]}"; do
@@ -112,11 +119,10 @@ fi
 # ---------------------------------------------------------------- workspace and cleanup
 work=$(mktemp -d /var/tmp/sluice-e2e.XXXXXX)
 chmod 755 "$work"
-mkdir -p "$work/pg" "$work/pgbouncer" "$work/sluice"
-[ "$pg_os_user" = "$(id -un)" ] || chown "$pg_os_user:" "$work/pg" "$work/pgbouncer"
+mkdir -p "$work/pg" "$work/sluice"
+[ "$pg_os_user" = "$(id -un)" ] || chown "$pg_os_user:" "$work/pg"
 pgdata=$work/pg/data
 declare -A proxy_pid=() proxy_port=()  # by target
-pgbouncer_pid=
 idle_client_pid=
 
 stop_pid() {  # pid, seconds to wait after SIGTERM before SIGKILL
@@ -131,7 +137,6 @@ cleanup() {
   set +e
   stop_pid "$idle_client_pid" 2
   for t in "${!proxy_pid[@]}"; do stop_pid "${proxy_pid[$t]}" 30; done
-  stop_pid "$pgbouncer_pid" 10
   [ -f "$pgdata/postmaster.pid" ] && pg_run "$pg_bin/pg_ctl" -D "$pgdata" -m immediate -w stop >/dev/null 2>&1
   if [ "${BENCH_KEEP:-0}" = 1 ]; then
     echo "e2e: kept $work"
@@ -165,7 +170,6 @@ for t in "${targets[@]}"; do
   proxy_port[$t]=$(free_port "$next_port")
   next_port=$((proxy_port[$t] + 1))
 done
-pgbouncer_port=${proxy_port[pgbouncer]:-}
 
 # One password for every login, and one SCRAM verifier of it shared by PostgreSQL and
 # pgbouncer's auth_file: pgbouncer 1.18 logs a forced user (user= in [databases]) into
@@ -238,7 +242,7 @@ start_sluiced() {  # target, port; sets started_pid
   mkdir -p "$dir"
   case "$1" in
     policy-off) policy_section=$'[policy]\nenabled = false\n' audit_section='enabled = false' ;;
-    audit-off) audit_section='enabled = false' ;;
+    audit-off | tls) audit_section='enabled = false' ;;
     audit-async) audit_section='mode = "async"' ;;
     audit-strict) audit_section='mode = "strict"' ;;
   esac
@@ -248,6 +252,7 @@ listen = "127.0.0.1:$2"
 shards = ${SLUICE_SHARDS:-0}
 max_client_connections = 2000
 log_level = "info"
+$(uses_tls "$1" && printf '\n[tls]\ncert_file = "%s"\nkey_file = "%s"\n' "$work/tls/server.crt" "$work/tls/server.key")
 
 [audit]
 directory = "$dir/audit"
@@ -292,12 +297,29 @@ for t in "${targets[@]}"; do
   fi
 done
 
+# ---------------------------------------------------------------- TLS certificate
+# One self-signed certificate for the TLS targets (clients use sslmode=require).
+if has_target tls || has_target pgbouncer-tls; then
+  mkdir -p "$work/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -keyout "$work/tls/server.key" -out "$work/tls/server.crt" >/dev/null 2>&1 || die "openssl could not make a certificate"
+  chmod 600 "$work/tls/server.key"
+  [ "$pg_os_user" = "$(id -un)" ] || chown -R "$pg_os_user:" "$work/tls"
+fi
+
 # ---------------------------------------------------------------- pgbouncer
 # Same shape as sluice: clients authenticate to the proxy with SCRAM (a verifier in the
 # auth_file), the proxy holds the backend credential. bench_idle is the idle-session
 # test's pool, sized so that every idle client holds a server connection, as in sluice.
-if has_target pgbouncer; then
-  pgb=$work/pgbouncer
+start_pgbouncer() {  # target, port; sets started_pid
+  local pgb=$work/$1 tls_lines= i
+  mkdir -p "$pgb"
+  [ "$pg_os_user" = "$(id -un)" ] || chown "$pg_os_user:" "$pgb"
+  if uses_tls "$1"; then
+    tls_lines="client_tls_sslmode = require
+client_tls_key_file = $work/tls/server.key
+client_tls_cert_file = $work/tls/server.crt"
+  fi
   printf '"bench" "%s"\n' "$shared_verifier" |
     pg_run tee "$pgb/userlist.txt" >/dev/null
   pg_run chmod 600 "$pgb/userlist.txt"
@@ -308,7 +330,7 @@ bench_idle = host=127.0.0.1 port=$pg_port dbname=bench user=bench_proxy password
 
 [pgbouncer]
 listen_addr = 127.0.0.1
-listen_port = $pgbouncer_port
+listen_port = $2
 unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = $pgb/userlist.txt
@@ -320,17 +342,22 @@ pidfile = $pgb/pgbouncer.pid
 log_connections = 0
 log_disconnections = 0
 ignore_startup_parameters = extra_float_digits
+$tls_lines
 EOF
-  say "starting pgbouncer on 127.0.0.1:$pgbouncer_port"
+  say "starting $1 on 127.0.0.1:$2"
   # runuser's PAM session resets the open-file limit: raise it again for pgbouncer.
   # shellcheck disable=SC2016 # expanded by the inner bash
   pg_run bash -c 'ulimit -n "$(ulimit -Hn)"; exec pgbouncer -d -q "$1"' _ "$pgb/pgbouncer.ini" ||
     { tail -n 30 "$pgb/pgbouncer.log" >&2; die "pgbouncer did not start"; }
   for ((i = 0; i < 50; i++)); do [ -s "$pgb/pgbouncer.pid" ] && break; sleep 0.1; done
-  pgbouncer_pid=$(cat "$pgb/pgbouncer.pid" 2>/dev/null) || die "pgbouncer wrote no pidfile (log: $pgb/pgbouncer.log)"
-  proxy_pid[pgbouncer]=$pgbouncer_pid
-  wait_port "$pgbouncer_port" "$pgbouncer_pid" pgbouncer "$pgb/pgbouncer.log"
-fi
+  started_pid=$(cat "$pgb/pgbouncer.pid" 2>/dev/null) || die "pgbouncer wrote no pidfile (log: $pgb/pgbouncer.log)"
+  wait_port "$2" "$started_pid" "$1" "$pgb/pgbouncer.log"
+}
+for t in "${targets[@]}"; do
+  is_pgbouncer "$t" || continue
+  start_pgbouncer "$t" "${proxy_port[$t]}"
+  proxy_pid[$t]=$started_pid
+done
 
 # ---------------------------------------------------------------- environment
 echo
@@ -365,7 +392,9 @@ run_pgbench() {  # target workload mode clients rep duration
   esac
   [ -z "$pid" ] || before=$(cpu_ticks "$pid" 2>/dev/null || echo -)
   set +e
-  out=$(PGPASSWORD=$password "$pg_bin/pgbench" -n "${script[@]}" -M "$mode" -c "$clients" -j "$threads" -T "$duration" \
+  local sslmode=disable
+  uses_tls "$target" && sslmode=require
+  out=$(PGSSLMODE=$sslmode PGPASSWORD=$password "$pg_bin/pgbench" -n "${script[@]}" -M "$mode" -c "$clients" -j "$threads" -T "$duration" \
         -h 127.0.0.1 -p "$port" -U "$user" bench 2>&1)
   rc=$?
   set -e

@@ -218,14 +218,18 @@ bool Session::handle_startup_packet(std::span<const uint8_t> body, bool more_byt
       return false;
     }
     answered = true;
-    send_to_client({'N'});  // encryption is not offered (yet): the client continues in plaintext
     if (more_bytes_follow) {
-      // CVE-2021-23214: bytes sent before our answer could be injected by a MITM.
+      // CVE-2021-23214: bytes sent before our answer could be injected by a MITM, and
+      // would otherwise be read as if they had come over TLS.
       ++counters_.protocol_violations;
       fail(fatal("08P01", ssl ? "received unencrypted data after SSL request"
                               : "received unencrypted data after GSSAPI encryption request"));
       return false;
     }
+    // The host answers 'S' and takes the connection into a TLS handshake; the
+    // StartupMessage then arrives decrypted. Otherwise the client goes on in plaintext.
+    if (ssl && !client_tls_ && host_.start_client_tls()) return true;
+    send_to_client({'N'});
     host_.flush(Side::client);
     return true;
   }
@@ -247,6 +251,12 @@ bool Session::handle_startup_packet(std::span<const uint8_t> body, bool more_byt
       ++counters_.protocol_violations;
       fail(fatal("08P01", "too many startup parameters (sluice accepts " + std::to_string(kMaxStartupParameters) + ")"));
       return false;
+  }
+  if (!client_tls_ && host_.client_tls_required()) {
+    // Before any password is asked, so none crosses the network in the clear.
+    fail(fatal("28000", "sluice requires TLS on this listener; connect with sslmode=require (or verify-full)",
+               "this listener's [gateway] require_tls is on (the default for addresses other than loopback)"));
+    return false;
   }
   std::vector<std::string> unrecognized;
   for (const auto& [key, value] : packet.parameters) {
@@ -522,7 +532,7 @@ void Session::client_authenticated() {
     static const std::vector<std::string> kNoGroups;
     audit_ = std::make_unique<SessionAudit>(*audit_log_, peer_);
     audit_->set_parameter_masker(filter_.get());
-    audit_->session_started(user_, gateway_user_ ? gateway_user_->groups : kNoGroups, target_->name,
+    audit_->session_started(user_, gateway_user_ ? gateway_user_->groups : kNoGroups, target_->name, client_tls_,
                             /*clear_text=*/filters != nullptr && !filter_);
   }
   LOG_DEBUG("%s: user \"%s\" authenticated; connecting to target \"%s\"", peer_.c_str(), user_.c_str(),
@@ -959,6 +969,17 @@ void Session::backend_ready(char status) {
 // ---------------------------------------------------------------------------
 // Lifecycle
 // ---------------------------------------------------------------------------
+
+void Session::on_client_tls_established(bool direct, std::string_view alpn) {
+  if (state_ != State::awaiting_startup) return;
+  client_tls_ = true;
+  ssl_answered_ = true;  // a later SSLRequest is a duplicate
+  if (direct && alpn != "postgresql") {
+    ++counters_.protocol_violations;
+    fail(fatal("08P01", "received direct TLS connection request without ALPN protocol \"postgresql\"",
+               "direct TLS (sslnegotiation=direct) needs a PostgreSQL 17 or newer client"));
+  }
+}
 
 void Session::on_client_closed(int error) {
   if (state_ == State::closing) return;

@@ -60,6 +60,13 @@ class SessionHost {
   // The session waits for the audit writer (a record to become durable, or room in
   // the ring): call Session::on_audit_progress() once it has made progress.
   virtual void wait_for_audit() {}
+  // An SSLRequest arrived with nothing behind it: when this listener offers TLS, the
+  // host sends the 'S' itself, runs the handshake, reports it through
+  // Session::on_client_tls_established() and returns true. False: no TLS here (the
+  // session answers 'N').
+  virtual bool start_client_tls() { return false; }
+  // This listener refuses a StartupMessage that did not come over TLS.
+  virtual bool client_tls_required() const { return false; }
 };
 
 struct SessionCounters {
@@ -106,6 +113,10 @@ class Session {
   // Graceful shutdown: close when the session is idle (now, or when the running
   // transaction and queries finish).
   void begin_shutdown();
+  // The client's TLS handshake completed. `direct`: the client began with a TLS
+  // ClientHello instead of an SSLRequest (sslnegotiation=direct), which PostgreSQL
+  // accepts only with ALPN "postgresql". `alpn`: the protocol agreed ("" for none).
+  void on_client_tls_established(bool direct, std::string_view alpn);
   // The host's write-stall timer fired: the client stopped reading its results.
   void on_write_stalled();
   // The audit writer made progress (after wait_for_audit()): forward what waited for
@@ -116,6 +127,7 @@ class Session {
   State state() const { return state_; }
   const Target* target() const { return target_; }
   const std::string& user() const { return user_; }
+  const std::string& peer() const { return peer_; }
   // True when the client is between transactions and nothing is in flight.
   bool idle() const { return state_ == State::ready && in_flight_ == 0 && transaction_status_ == 'I'; }
   const SessionCounters& counters() const { return counters_; }
@@ -202,6 +214,7 @@ class Session {
   std::vector<uint8_t> startup_buffer_;
   bool ssl_answered_ = false;
   bool gss_answered_ = false;
+  bool client_tls_ = false;  // the client connection is encrypted (handshake done)
 
   std::string user_;
   std::string database_;

@@ -74,7 +74,7 @@ void SessionAudit::auth_failed(audit::ShardLog& log, std::string_view client, st
 }
 
 void SessionAudit::session_started(std::string_view user, const std::vector<std::string>& groups,
-                                   std::string_view target, bool clear_text) {
+                                   std::string_view target, bool tls, bool clear_text) {
   session_id_ = random_session_id();
   started_us_ = audit::now_unix_micros();
   std::string body;
@@ -85,7 +85,7 @@ void SessionAudit::session_started(std::string_view user, const std::vector<std:
       .strings("groups", groups)
       .string("auth", "scram-sha-256")
       .string("target", target)
-      .boolean("tls", false);
+      .boolean("tls", tls);
   if (clear_text) writer.boolean("clear_text", true);
   audit::finish_body(body);
   log_.append(std::move(body));

@@ -34,7 +34,7 @@ class SessionAudit {
   // clear_text: results of this session are not masked (masking is off, or one of the
   // identity's groups is exempt); recorded so break-glass access is visible.
   void session_started(std::string_view user, const std::vector<std::string>& groups, std::string_view target,
-                       bool clear_text = false);
+                       bool tls, bool clear_text = false);
   void session_ended(std::string_view reason);
 
   // A client message about to be forwarded (or, for a refused statement, replaced):

@@ -36,8 +36,24 @@ class Secret {
   std::string value_;
 };
 
+// A listening address. require_tls: a StartupMessage that did not come over TLS is
+// refused (before any password is asked).
+struct ListenAddress : SocketAddress {
+  bool loopback = false;     // 127.0.0.0/8 or ::1: reachable from this machine only
+  bool require_tls = false;
+};
+
+// The certificate sluice presents to clients. Empty cert_file: TLS is not offered
+// (SSLRequest is answered 'N').
+struct TlsSettings {
+  std::string cert_file;
+  std::string key_file;
+  std::string min_version = "1.2";  // "1.2" or "1.3"
+  bool enabled() const { return !cert_file.empty(); }
+};
+
 struct GatewaySettings {
-  std::vector<SocketAddress> listen;  // at least one
+  std::vector<ListenAddress> listen;  // at least one
   unsigned shards = 0;                // 0 = one per online CPU
   uint32_t max_client_connections = 1000;
   // Cap on any single message in either direction (DataRow, Query, Bind, CopyData...).
@@ -78,6 +94,7 @@ struct GatewayUser {
 
 struct Settings {
   GatewaySettings gateway;
+  TlsSettings tls;
   std::vector<Target> targets;
   std::vector<GatewayUser> users;
 

@@ -6,7 +6,9 @@
 #include "tools/config.h"
 
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,11 +172,12 @@ constexpr Section kGateway{"gateway", "[gateway]"};
 constexpr Section kTarget{"target", "[[target]]"};
 constexpr Section kUser{"user", "[[user]]"};
 constexpr Section kAudit{"audit", "[audit]"};
+constexpr Section kTls{"tls", "[tls]"};
 constexpr Section kAuditSink{"audit.sink", "[audit.sink]"};
 
 // "policy" and "groups" are policy::kPolicyTopLevelKeys, loaded by policy/config;
 // "mask" is mask::kMaskTopLevelKeys, loaded by mask/config.
-constexpr std::string_view kTopLevelKeys[] = {"gateway", "target", "user", "audit", "policy", "groups", "mask"};
+constexpr std::string_view kTopLevelKeys[] = {"gateway", "tls", "target", "user", "audit", "policy", "groups", "mask"};
 constexpr std::string_view kAuditKeys[] = {"enabled",     "directory",   "mode",      "segment_size",    "segment_age",
                                            "retain_age",  "retain_size", "ring_size", "max_param_bytes", "async_flush",
                                            "sink"};
@@ -195,7 +198,9 @@ constexpr std::string_view kGatewayKeys[] = {"listen",
                                              "send_queue_bytes",
                                              "recv_buffer_bytes",
                                              "recv_buffers_per_shard",
-                                             "log_level"};
+                                             "log_level",
+                                             "require_tls"};
+constexpr std::string_view kTlsKeys[] = {"cert_file", "key_file", "min_version"};
 constexpr std::string_view kTargetKeys[] = {"name", "host",          "port",         "database",
                                             "user", "password_file", "password_env", "search_path"};
 constexpr std::string_view kUserKeys[] = {"name", "password", "groups"};
@@ -237,6 +242,7 @@ class Loader : private core::ValueChecker {
     const Value* targets = nullptr;
     const Value* users = nullptr;
     const Value* audit = nullptr;
+    const Value* tls = nullptr;
     for (const auto& [key, value] : root.entries) {
       if (key == "gateway") {
         if (value.type == Type::table)
@@ -246,6 +252,11 @@ class Loader : private core::ValueChecker {
         else
           error(value.line, "'gateway' must be a table: write a [gateway] section, not " +
                                 std::string(core::toml::type_name(value.type)));
+      } else if (key == "tls") {
+        if (value.type == Type::table)
+          tls = &value;
+        else
+          error(value.line, "'tls' must be one [tls] section, not " + std::string(core::toml::type_name(value.type)));
       } else if (key == "audit") {
         if (value.type == Type::table)
           audit = &value;
@@ -267,6 +278,8 @@ class Loader : private core::ValueChecker {
     }
 
     load_gateway(gateway);
+    if (tls != nullptr) load_tls(*tls);
+    decide_listener_tls();
     if (targets == nullptr || targets->array.empty()) {
       error(0, "no [[target]] is defined: at least one is required");
     } else {
@@ -280,6 +293,61 @@ class Loader : private core::ValueChecker {
     load_policy(root);
     load_masking(root);
     if (audit != nullptr) load_audit(*audit);
+  }
+
+  // --- [tls] and require_tls ------------------------------------------------------------
+
+  void load_tls(const Value& table) {
+    protocol::TlsSettings& t = result_.settings.tls;
+    const Section& s = kTls;
+    check_keys(table, s, kTlsKeys);
+    const Value* cert = require(table, "cert_file", Type::string, s);
+    const Value* key = require(table, "key_file", Type::string, s);
+    if (cert == nullptr || key == nullptr) return;
+    for (const Value* path : {cert, key}) {
+      if (path->string.empty() || has_control_character(path->string)) {
+        error(path->line, where(path == cert ? "cert_file" : "key_file", s) + " must be a file path");
+        return;
+      }
+    }
+    t.cert_file = resolve_path(cert->string);
+    t.key_file = resolve_path(key->string);
+    if (const Value* version = get(table, "min_version", Type::string, s)) {
+      if (version->string == "1.2" || version->string == "1.3")
+        t.min_version = version->string;
+      else
+        error(version->line, where("min_version", s) + " must be \"1.2\" or \"1.3\", not " + quote(version->string));
+    }
+  }
+
+  static bool is_loopback(const protocol::SocketAddress& address) {
+    if (address.storage.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&address.storage);
+      return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (address.storage.ss_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&address.storage);
+      if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) return true;
+      return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+  }
+
+  // require_tls: as configured, else on for every listener not on loopback. A listener
+  // that requires TLS needs a certificate to offer.
+  void decide_listener_tls() {
+    const bool tls = result_.settings.tls.enabled();
+    for (auto& listener : result_.settings.gateway.listen) {
+      listener.loopback = is_loopback(listener);
+      listener.require_tls = require_tls_.value_or(!listener.loopback);
+      if (listener.require_tls && !tls)
+        error(require_tls_line_,
+              "listener " + quote(listener.text) + " requires TLS (" +
+                  (require_tls_ ? std::string("require_tls = true in [gateway]")
+                                : std::string("the default for an address other than loopback")) +
+                  ") but no [tls] cert_file and key_file are configured: add them, or set require_tls = false in "
+                  "[gateway] to accept plaintext logins (passwords and tokens would cross the network in the clear)");
+    }
   }
 
   // --- [audit] -----------------------------------------------------------------------
@@ -553,6 +621,10 @@ class Loader : private core::ValueChecker {
         g.recv_buffers_per_shard = buffers;
       }
     }
+    if (const Value* require_tls = get(*table, "require_tls", Type::boolean, s)) {
+      require_tls_ = require_tls->boolean;
+      require_tls_line_ = require_tls->line;
+    }
     if (const Value* level = get(*table, "log_level", Type::string, s)) {
       if (!core::parse_log_level(level->string, g.log_level))
         error(level->line, where("log_level", s) + ": unknown level " + quote(level->string) +
@@ -561,7 +633,7 @@ class Loader : private core::ValueChecker {
   }
 
   void load_default_listen() {
-    protocol::SocketAddress address;
+    protocol::ListenAddress address;
     std::string problem = parse_listen_address(kDefaultListen, address);
     if (!problem.empty())
       error(0, std::string("default listen address ") + kDefaultListen + ": " + problem);
@@ -598,14 +670,14 @@ class Loader : private core::ValueChecker {
     }
     auto& listen = result_.settings.gateway.listen;
     for (const Value* item : items) {
-      protocol::SocketAddress address;
+      protocol::ListenAddress address;
       std::string problem = parse_listen_address(item->string, address);
       if (!problem.empty()) {
         error(item->line, where("listen", kGateway) + ": invalid address " + quote(item->string) + ": " + problem);
         continue;
       }
       bool duplicate = std::any_of(listen.begin(), listen.end(),
-                                   [&](const protocol::SocketAddress& a) { return a.text == address.text; });
+                                   [&](const protocol::ListenAddress& a) { return a.text == address.text; });
       if (duplicate) {
         error(item->line, where("listen", kGateway) + ": address " + quote(item->string) + " is listed twice");
         continue;
@@ -889,6 +961,8 @@ class Loader : private core::ValueChecker {
 
   std::string file_;
   std::string base_dir_;
+  std::optional<bool> require_tls_;  // [gateway] require_tls, when written
+  int require_tls_line_ = 0;
   LoadedConfig result_;
   NameLines target_lines_;  // for duplicates
   NameLines user_lines_;

@@ -90,6 +90,13 @@ struct Shard::Connection final : protocol::SessionHost {
   msghdr message[2]{};
   iovec iov[2][16];
   uint64_t last_client_progress_tick = 0;
+  uint32_t listener = 0;  // index into settings.gateway.listen
+  // TLS per side (null: plaintext). With TLS, session->out(side) holds plaintext that
+  // send_tls encrypts into tls[side]'s output, and the socket sees only ciphertext.
+  std::unique_ptr<core::tls::Stream> tls[2];
+  bool tls_direct = false;           // the client opened with a ClientHello (no SSLRequest)
+  bool client_bytes_seen = false;    // direct TLS is recognised by the first byte only
+  bool close_notify_queued = false;
   core::TimerNode stall_timer;
   core::TimerNode finish_timer;
   std::unique_ptr<protocol::Session> session;
@@ -182,6 +189,12 @@ struct Shard::Connection final : protocol::SessionHost {
   }
   protocol::ResultFilterFactory* result_filters() override { return shard.masking_.get(); }
   audit::ShardLog* audit_log() override { return shard.audit_log_; }
+  bool start_client_tls() override {
+    if (!shard.tls_context_) return false;
+    shard.start_client_tls(*this, /*direct=*/false);
+    return true;
+  }
+  bool client_tls_required() const override { return shard.settings_.gateway.listen[listener].require_tls; }
   void wait_for_audit() override {
     if (waiting_for_audit) return;
     waiting_for_audit = true;
@@ -221,6 +234,9 @@ Shard::~Shard() {
 bool Shard::init(std::string& problem) {
   install_policy_if_changed();
   install_masking_if_changed();
+  install_tls_if_changed();
+  tls_plaintext_.resize(16 * 1024);
+  tls_record_.reserve(32 * 1024);
   core::Reactor::Options options;
   options.buffer_size = settings_.gateway.recv_buffer_bytes;
   options.buffer_count = settings_.gateway.recv_buffers_per_shard;
@@ -370,6 +386,7 @@ void Shard::on_accept(const core::Completion& c) {
       const uint32_t generation = ++generations_[slot];
       auto conn = std::make_unique<Connection>(*this, slot, generation);
       conn->fd[kClient] = fd;
+      conn->listener = listener;
       set_nodelay(fd);
       const uint32_t count = shared_.client_connections.fetch_add(1, std::memory_order_relaxed) + 1;
       conn->counted = true;
@@ -404,8 +421,16 @@ void Shard::on_recv(Connection& conn, int side, const core::Completion& c) {
   if (c.result > 0) {
     if (!c.has_buffer()) return;
     const core::Chunk chunk{reactor_.buffer_data(c.buffer()), static_cast<uint32_t>(c.result), c.buffer()};
-    if (side == kClient) session.on_client_data(chunk);
+    if (side == kClient && !conn.client_bytes_seen) {
+      conn.client_bytes_seen = true;
+      // A TLS handshake record where a startup packet's length should be: direct TLS.
+      constexpr uint8_t kTlsHandshakeRecord = 0x16;
+      if (chunk.data[0] == kTlsHandshakeRecord && tls_context_) start_client_tls(conn, /*direct=*/true);
+    }
+    if (conn.tls[side]) receive_tls(conn, side, chunk);
+    else if (side == kClient) session.on_client_data(chunk);
     else session.on_backend_data(chunk);
+    if (conn.phase != Connection::Phase::active) return;
   } else if (c.result == 0 || (c.result != -ENOBUFS && c.result != -ECANCELED)) {
     peer_closed(conn, side, c.result);  // EOF, or a socket error (ECONNRESET, ETIMEDOUT...)
     return;
@@ -414,6 +439,102 @@ void Shard::on_recv(Connection& conn, int side, const core::Completion& c) {
     return;
   }
   if (!conn.recv_armed[side]) arm_recv(conn, side);  // multishot ended (or was cancelled): re-arm if wanted
+}
+
+void Shard::start_client_tls(Connection& conn, bool direct) {
+  conn.tls[kClient] = std::make_unique<core::tls::Stream>(tls_context_, core::tls::Stream::Role::server);
+  conn.tls_direct = direct;
+  if (!direct) {
+    const uint8_t willing = 'S';  // the answer to SSLRequest, the last plaintext byte
+    conn.tls[kClient]->queue_plain_prefix({&willing, 1});
+    start_send(conn, kClient);
+  }
+}
+
+// Invariant: every byte of `chunk` is consumed by the read loop (the stream keeps a
+// partial record itself), so the receive buffer can go back once this returns.
+void Shard::receive_tls(Connection& conn, int side, const core::Chunk& chunk) {
+  core::tls::Stream& tls = *conn.tls[side];
+  tls.feed({chunk.data, chunk.size});
+  for (;;) {
+    size_t got = 0;
+    const core::tls::Stream::Status status = tls.read(tls_plaintext_, got);
+    if (tls.take_handshake_completed()) {
+      LOG_DEBUG("%s: TLS established (%s, userspace records)", conn.session->peer().c_str(), tls.describe().c_str());
+      if (side == kClient) conn.session->on_client_tls_established(conn.tls_direct, tls.alpn());
+      if (conn.phase != Connection::Phase::active) return;
+    }
+    if (status == core::tls::Stream::Status::ok) {
+      if (got == 0) continue;
+      const core::Chunk plain{tls_plaintext_.data(), static_cast<uint32_t>(got), core::kNoBuffer};
+      if (side == kClient) conn.session->on_client_data(plain);
+      else conn.session->on_backend_data(plain);
+      if (conn.phase != Connection::Phase::active) return;
+      continue;
+    }
+    if (status == core::tls::Stream::Status::need_input) break;
+    if (status == core::tls::Stream::Status::closed) {
+      peer_closed(conn, side, 0);
+      return;
+    }
+    // A failed handshake or a bad record: send OpenSSL's alert, then end the session.
+    LOG_INFO("%s: %s", conn.session->peer().c_str(), tls.error().c_str());
+    start_send(conn, side);
+    if (side == kClient) conn.session->on_client_closed(-EPROTO);
+    else conn.session->on_backend_closed(-EPROTO);
+    return;
+  }
+  // The handshake (or a key update) may have produced bytes for the peer.
+  if (tls.output_bytes() > 0) start_send(conn, side);
+}
+
+// Encrypts queued plaintext while the ciphertext waiting to go out is small (so the
+// plaintext queue stays the backpressure point), then sends the ciphertext.
+void Shard::send_tls(Connection& conn, int side) {
+  core::tls::Stream& tls = *conn.tls[side];
+  core::OutQueue& queue = conn.session->out(side_of(side));
+  constexpr size_t kCiphertextHighWater = 64 * 1024;
+  constexpr size_t kRecordBytes = 16 * 1024;  // TLS's largest record
+  if (tls.handshake_done()) {
+    while (!queue.empty() && tls.output_bytes() < kCiphertextHighWater) {
+      iovec iov[16];
+      const int count = queue.prepare_iovecs(iov, 16);
+      uint64_t taken = 0;
+      bool ok = true;
+      // Small segments (a row here, a CommandComplete there) are gathered so that each
+      // record is full: fewer records, less framing and fewer cipher calls.
+      tls_record_.clear();
+      for (int i = 0; i < count && ok; ++i) {
+        const auto* data = static_cast<const uint8_t*>(iov[i].iov_base);
+        const size_t size = iov[i].iov_len;
+        if (tls_record_.empty() && size >= kRecordBytes) {
+          ok = tls.write({data, size});
+        } else {
+          tls_record_.insert(tls_record_.end(), data, data + size);
+          if (tls_record_.size() >= kRecordBytes) {
+            ok = tls.write(tls_record_);
+            tls_record_.clear();
+          }
+        }
+        taken += size;
+      }
+      if (ok && !tls_record_.empty()) ok = tls.write(tls_record_);
+      if (!ok) {
+        LOG_INFO("%s: %s", conn.session->peer().c_str(), tls.error().c_str());
+        queue.clear();
+        break;
+      }
+      queue.consume(taken);
+    }
+  }
+  const std::span<const uint8_t> out = tls.pending_output();
+  if (out.empty()) return;
+  conn.send_in_flight[side] = true;
+  reactor_.send(conn.fd[side], out.data(), out.size(), conn.tag(OpKind::send, side));
+}
+
+bool Shard::nothing_to_send(const Connection& conn, int side) const {
+  return conn.session->out(side_of(side)).empty() && (!conn.tls[side] || conn.tls[side]->output_bytes() == 0);
 }
 
 void Shard::peer_closed(Connection& conn, int side, int error) {
@@ -426,6 +547,10 @@ void Shard::start_send(Connection& conn, int side) {
   if (conn.send_in_flight[side] || conn.fd[side] < 0 || conn.peer_gone[side] || conn.phase == Connection::Phase::tearing_down)
     return;
   if (side == kBackend && conn.connecting) return;
+  if (conn.tls[side]) {
+    send_tls(conn, side);
+    return;
+  }
   core::OutQueue& queue = conn.session->out(side_of(side));
   if (queue.empty()) return;
   const int iov_count = queue.prepare_iovecs(conn.iov[side], 16);
@@ -450,11 +575,17 @@ void Shard::on_send(Connection& conn, int side, const core::Completion& c) {
     if (conn.phase == Connection::Phase::finishing) queue_for_reap(conn);
     return;
   }
-  core::OutQueue& queue = conn.session->out(side_of(side));
-  queue.consume(static_cast<uint64_t>(c.result));
   if (side == kClient) conn.last_client_progress_tick = timers_.now_tick();
-  if (conn.phase == Connection::Phase::active) conn.session->on_sent(side_of(side));
-  if (!queue.empty()) start_send(conn, side);
+  if (conn.tls[side]) {
+    conn.tls[side]->output_sent(static_cast<size_t>(c.result));
+    start_send(conn, side);  // encrypts more of the queue: the session then sees it shrink
+    if (conn.phase == Connection::Phase::active) conn.session->on_sent(side_of(side));
+  } else {
+    core::OutQueue& queue = conn.session->out(side_of(side));
+    queue.consume(static_cast<uint64_t>(c.result));
+    if (conn.phase == Connection::Phase::active) conn.session->on_sent(side_of(side));
+    if (!queue.empty()) start_send(conn, side);
+  }
   if (conn.phase == Connection::Phase::finishing) queue_for_reap(conn);
 }
 
@@ -496,9 +627,16 @@ void Shard::reap() {
   for (Connection* conn : pending) {
     conn->queued_for_reap = false;
     if (conn->phase == Connection::Phase::finishing) {
-      const bool client_done = conn->peer_gone[kClient] || conn->session->out(Side::client).empty();
+      // A TLS client is told the stream ends (close_notify) once its last bytes are queued.
+      core::tls::Stream* client_tls = conn->tls[kClient].get();
+      if (client_tls != nullptr && !conn->close_notify_queued && !conn->peer_gone[kClient] &&
+          conn->session->out(Side::client).empty()) {
+        conn->close_notify_queued = true;
+        client_tls->shutdown();
+      }
+      const bool client_done = conn->peer_gone[kClient] || nothing_to_send(*conn, kClient);
       const bool backend_done = conn->peer_gone[kBackend] || conn->fd[kBackend] < 0 || conn->connecting ||
-                                conn->session->out(Side::backend).empty();
+                                nothing_to_send(*conn, kBackend);
       if (client_done && backend_done && !conn->send_in_flight[kClient] && !conn->send_in_flight[kBackend]) {
         begin_teardown(*conn);
       } else {
@@ -549,6 +687,7 @@ void Shard::on_tick() {
   }
   install_policy_if_changed();
   install_masking_if_changed();
+  install_tls_if_changed();
   // Records that did not fit in the ring (session ends, say) move on even when no
   // session is waiting for the writer.
   if (audit_log_ != nullptr && audit_log_->congested()) {
@@ -572,6 +711,11 @@ void Shard::install_policy_if_changed() {
 void Shard::install_masking_if_changed() {
   std::shared_ptr<const mask::Masking> masking = shared_.masking.take_if_changed(masking_version_, !masking_);
   if (masking) masking_ = std::make_unique<mask::ShardMasking>(std::move(masking), shared_.catalog);
+}
+
+void Shard::install_tls_if_changed() {
+  // Open connections keep the context their handshake used (their SSL holds it).
+  if (auto context = shared_.tls.take_if_changed(tls_version_, tls_version_ == 0)) tls_context_ = std::move(context);
 }
 
 void Shard::on_wake(uint64_t value) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/reactor.h"
+#include "core/tls.h"
 #include "core/timer_wheel.h"
 #include "audit/writer.h"
 #include "mask/filter.h"
@@ -64,6 +65,8 @@ struct GatewayShared {
   // sessions keep what they started with.
   Reloadable<policy::Policy> policy;
   Reloadable<mask::Masking> masking;
+  // The certificate offered to clients (null: TLS off); new handshakes use the latest.
+  Reloadable<core::tls::Context> tls;
   // Which columns the column rules mask, per target (kept current by its own thread).
   mask::Catalog* catalog = nullptr;
 
@@ -105,6 +108,13 @@ class Shard {
   void on_tick();
   void install_policy_if_changed();
   void install_masking_if_changed();
+  void install_tls_if_changed();
+  // TLS on one side of a connection: decrypt what arrived and hand it to the session;
+  // encrypt what the session queued and send it.
+  void start_client_tls(Connection& conn, bool direct);
+  void receive_tls(Connection& conn, int side, const core::Chunk& chunk);
+  void send_tls(Connection& conn, int side);
+  bool nothing_to_send(const Connection& conn, int side) const;
   void on_wake(uint64_t value);
   // The audit writer made progress: move waiting records into the ring, and let the
   // sessions that wait for it go on.
@@ -162,6 +172,10 @@ class Shard {
   uint64_t policy_version_ = 0;                  // of the policy gates_ holds
   std::unique_ptr<mask::ShardMasking> masking_;  // this shard's scanner; null until installed
   uint64_t masking_version_ = 0;                 // of the masking masking_ holds
+  std::shared_ptr<const core::tls::Context> tls_context_;  // null: TLS not offered
+  uint64_t tls_version_ = 0;
+  std::vector<uint8_t> tls_plaintext_;  // decrypted bytes, handed to the session at once
+  std::vector<uint8_t> tls_record_;     // small queued segments gathered into one record
 };
 
 }  // namespace sluice::tools

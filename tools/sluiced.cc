@@ -2,6 +2,7 @@
 // shard per core and turns signals into graceful (SIGTERM/SIGINT) or immediate (a
 // second SIGTERM/SIGINT) shutdown.
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -108,6 +109,14 @@ std::string describe_masking(const sluice::mask::Masking& masking) {
   return out + ")";
 }
 
+// The server TLS context from [tls]; null with `problem` when the files are unusable.
+std::shared_ptr<const sluice::core::tls::Context> load_tls(const sluice::protocol::TlsSettings& tls,
+                                                            std::string& problem) {
+  sluice::core::tls::ServerFiles files{tls.cert_file, tls.key_file,
+                                      tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION};
+  return sluice::core::tls::Context::server(files, problem);
+}
+
 }  // namespace
 
 // SIGHUP: reload [policy], [groups] and [mask] from the file. A file with any error
@@ -125,15 +134,31 @@ void reload_policy(const std::string& config_path, GatewayShared& shared) {
     LOG_ERROR("SIGHUP: %s has errors; the policy in force is unchanged", config_path.c_str());
     return;
   }
+  // The certificate is re-read (renewed certificates are picked up without a restart);
+  // handshakes in progress and open sessions keep the one they started with.
+  std::string tls_note = "TLS off";
+  if (shared.settings->tls.enabled() && reloaded.settings.tls.enabled()) {
+    std::string problem;
+    if (auto context = load_tls(reloaded.settings.tls, problem)) {
+      tls_note = "TLS certificate " + context->description();
+      shared.tls.publish(std::move(context));
+    } else {
+      LOG_ERROR("SIGHUP: [tls]: %s; the certificate in use is kept", problem.c_str());
+      tls_note = "TLS certificate unchanged";
+    }
+  } else if (shared.settings->tls.enabled() != reloaded.settings.tls.enabled()) {
+    LOG_WARN("SIGHUP: turning TLS on or off takes a restart; the current setting is kept");
+    tls_note = shared.settings->tls.enabled() ? "TLS certificate unchanged" : "TLS off";
+  }
   const size_t groups = reloaded.policy->groups.size();
   const bool enabled = reloaded.policy->enabled;
   shared.policy.publish(std::move(reloaded.policy));
   const std::string masking = describe_masking(*reloaded.masking);
   if (shared.catalog) shared.catalog->install(reloaded.masking);
   shared.masking.publish(std::move(reloaded.masking));
-  LOG_INFO("SIGHUP: policy reloaded from %s (%zu group(s)%s), masking: %s; listeners, targets and users change only "
-           "at restart",
-           config_path.c_str(), groups, enabled ? "" : ", policy DISABLED", masking.c_str());
+  LOG_INFO("SIGHUP: policy reloaded from %s (%zu group(s)%s), masking: %s, %s; listeners, targets and users change "
+           "only at restart",
+           config_path.c_str(), groups, enabled ? "" : ", policy DISABLED", masking.c_str(), tls_note.c_str());
 }
 
 int main(int argc, char** argv) {
@@ -204,6 +229,24 @@ int main(int argc, char** argv) {
   shared.slots_per_shard = std::min<uint32_t>(settings.gateway.max_client_connections + kRejectHeadroom,
                                               1u << Shard::kSlotBits);
   shared.ring_fds.assign(shard_count, -1);
+  if (settings.tls.enabled()) {
+    auto context = load_tls(settings.tls, problem);
+    if (!context) {
+      LOG_ERROR("[tls]: %s; nothing was started", problem.c_str());
+      return 1;
+    }
+    std::string why;
+    const bool kernel_tls = sluice::core::tls::probe_kernel_tls(why);
+    LOG_INFO("TLS: certificate %s, TLS %s or newer; records encrypted in userspace (%s)", context->description().c_str(),
+             settings.tls.min_version.c_str(),
+             kernel_tls ? "the kernel offers TLS offload, which this build does not use yet"
+                        : ("kernel TLS unavailable: " + why).c_str());
+    shared.tls.publish(std::move(context));
+  }
+  for (const auto& listener : settings.gateway.listen)
+    if (!listener.require_tls && !listener.loopback)
+      LOG_WARN("listener %s accepts plaintext logins from the network: passwords and tokens cross it in the clear",
+               listener.text.c_str());
   shared.policy.publish(loaded.policy);
   if (!loaded.policy->enabled)
     LOG_WARN("[policy] enabled = false: statements are forwarded without being judged; not for production");

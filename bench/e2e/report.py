@@ -12,7 +12,7 @@ import statistics
 import sys
 from collections import OrderedDict
 
-TARGETS = ("direct", "policy-off", "audit-off", "audit-async", "audit-strict", "pgbouncer")
+TARGETS = ("direct", "policy-off", "audit-off", "audit-async", "audit-strict", "pgbouncer", "tls", "pgbouncer-tls")
 MODES = ("simple", "extended", "prepared")
 POLICY_TPS_TARGET = 0.95  # policy on / policy off (both with audit off)
 AUDIT_TPS_TARGETS = {"audit-strict": 0.90, "audit-async": 0.97}  # / audit-off, at -c 64
@@ -126,6 +126,28 @@ def main() -> None:
                 line += f" {fmt(tps_ratio, '20.2f')}{mark} {fmt(ratio(cpu, off_cpu), '25.2f')}"
             print(line)
         print("  (+: meets its -c 64 target, !: below it)")
+
+    if present("tls") and present("pgbouncer-tls"):
+        print()
+        print("TLS (client side): what encrypting costs each proxy, against its own plaintext run"
+              " (sluice: tls vs audit-off; pgbouncer: pgbouncer-tls vs pgbouncer);"
+              " target: sluice's added CPU per transaction below pgbouncer's")
+        print(f"{'workload':<11} {'mode':<9} {'clients':>7}  {'TPS tls/plain sluice':>20} {'pgbouncer':>10}"
+              f" {'added CPU us/txn sluice':>24} {'pgbouncer':>10} {'TPS sluice-tls/pgb-tls':>23}")
+        for config in configurations:
+            t_tps, t_cpu = get(config, "tls")
+            p_tps, p_cpu = get(config, "audit-off")
+            bt_tps, bt_cpu = get(config, "pgbouncer-tls")
+            b_tps, b_cpu = get(config, "pgbouncer")
+            sluice_added, bouncer_added = difference(t_cpu, p_cpu), difference(bt_cpu, b_cpu)
+            mark = ""
+            if sluice_added is not None and bouncer_added is not None:
+                mark = " +" if sluice_added < bouncer_added else " !"
+            print(f"{config[0]:<11} {config[1]:<9} {config[2]:>7}  {fmt(paired(config, 'tls', 'audit-off')[0], '20.2f')}"
+                  f" {fmt(paired(config, 'pgbouncer-tls', 'pgbouncer')[0], '10.2f')}"
+                  f" {fmt(sluice_added, '24.1f')} {fmt(bouncer_added, '10.1f')}"
+                  f" {fmt(paired(config, 'tls', 'pgbouncer-tls')[0], '23.2f')}{mark}")
+        print("  (TPS columns: paired medians; +: sluice's TLS costs less CPU than pgbouncer's, !: it does not)")
 
     product = next((t for t in ("audit-strict", "audit-async", "audit-off") if present(t)), None)
     if product is not None:

@@ -821,6 +821,8 @@ std::string Sluiced::render_config() const {
   if (!options_.connect_timeout.empty()) c << "connect_timeout = " << toml_string(options_.connect_timeout) << "\n";
   if (!options_.max_message_bytes.empty())
     c << "max_message_bytes = " << toml_string(options_.max_message_bytes) << "\n";
+  if (!options_.require_tls.empty()) c << "require_tls = " << options_.require_tls << "\n";
+  if (!options_.tls_toml.empty()) c << "\n[tls]\n" << options_.tls_toml << "\n";
   for (const auto& t : options_.targets) {
     const std::string password_file = dir_ + "/" + t.name + ".password";
     write_file(password_file, t.password, 0600);

@@ -224,6 +224,11 @@ struct SluicedOptions {
   // Masking: empty means the defaults (secrets and PII scanned, as users run it);
   // otherwise this TOML text (a [mask] section, [[mask.pattern]]s...) is written as is.
   std::string mask_toml{};
+  // A [tls] section's keys (cert_file, key_file...), written as is; empty: no TLS.
+  std::string tls_toml{};
+  // [gateway] require_tls: "true" or "false"; empty: not written (the listener is on
+  // loopback, so TLS is then optional).
+  std::string require_tls{};
 };
 
 // app -> sluice_app (SCRAM), app_md5 -> md5_user (md5), app_plain -> plain_user (password).

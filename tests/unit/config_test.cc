@@ -364,6 +364,49 @@ TEST(Config, BadListenAddresses) {
   EXPECT_DIAGNOSTIC(empty, "sluice.toml:2: error: 'listen' in [gateway] must name at least one address");
 }
 
+TEST(Config, TlsSectionAndRequireTls) {
+  ScopedEnv env(kPasswordVariable, "pw");
+  // Loopback listeners accept plaintext unless told otherwise; TLS is off without [tls].
+  auto plain = load(with_gateway("listen = [\"127.0.0.1:7000\", \"[::1]:7001\"]"));
+  ASSERT_TRUE(plain.ok()) << report(plain);
+  EXPECT_FALSE(plain.settings.tls.enabled());
+  for (const auto& l : plain.settings.gateway.listen) {
+    EXPECT_TRUE(l.loopback) << l.text;
+    EXPECT_FALSE(l.require_tls) << l.text;
+  }
+
+  // Other addresses require TLS by default, so they need a certificate.
+  auto exposed = load(with_gateway("listen = [\"127.0.0.1:7000\", \"0.0.0.0:7001\"]"));
+  EXPECT_DIAGNOSTIC(exposed,
+                    "sluice.toml: error: listener '0.0.0.0:7001' requires TLS (the default for an address other than "
+                    "loopback) but no [tls] cert_file and key_file are configured");
+  EXPECT_EQ(count_errors(exposed), 1u) << report(exposed);
+
+  auto opted_out = load(with_gateway("listen = \"0.0.0.0:7001\"\nrequire_tls = false"));
+  ASSERT_TRUE(opted_out.ok()) << report(opted_out);
+  EXPECT_FALSE(opted_out.settings.gateway.listen[0].require_tls);
+  EXPECT_FALSE(opted_out.settings.gateway.listen[0].loopback);
+
+  auto forced = load(with_gateway("require_tls = true"));
+  EXPECT_DIAGNOSTIC(forced, "sluice.toml:2: error: listener '127.0.0.1:6432' requires TLS (require_tls = true in "
+                            "[gateway])");
+
+  auto with_tls = load("[tls]\ncert_file = \"certs/gw.crt\"\nkey_file = \"/etc/sluice/gw.key\"\n"
+                       "min_version = \"1.3\"\n" + with_gateway("listen = \"0.0.0.0:7001\""),
+                       "/etc/sluice");
+  ASSERT_TRUE(with_tls.ok()) << report(with_tls);
+  EXPECT_EQ(with_tls.settings.tls.cert_file, "/etc/sluice/certs/gw.crt") << "relative to the config file";
+  EXPECT_EQ(with_tls.settings.tls.key_file, "/etc/sluice/gw.key");
+  EXPECT_EQ(with_tls.settings.tls.min_version, "1.3");
+  EXPECT_TRUE(with_tls.settings.gateway.listen[0].require_tls);
+
+  auto bad = load("[tls]\ncert_file = \"gw.crt\"\nmin_version = \"1.1\"\nciphers = \"x\"\n" + with_gateway(""));
+  EXPECT_DIAGNOSTIC(bad, "sluice.toml:1: error: missing required key 'key_file' in [tls]");
+  EXPECT_DIAGNOSTIC(bad, "sluice.toml:4: error: unknown key 'ciphers' in [tls]");
+  auto bad_version = load("[tls]\ncert_file = \"a\"\nkey_file = \"b\"\nmin_version = \"1.1\"\n" + with_gateway(""));
+  EXPECT_DIAGNOSTIC(bad_version, "sluice.toml:4: error: 'min_version' in [tls] must be \"1.2\" or \"1.3\", not '1.1'");
+}
+
 TEST(Config, BadTargetHostsAndPorts) {
   ScopedEnv env(kPasswordVariable, "pw");
   std::string user = minimal_user();

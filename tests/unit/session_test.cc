@@ -91,8 +91,16 @@ class FakeHost final : public SessionHost {
   core::BufferPool* buffer_pool() override { return &pool; }
   core::TimerWheel& timers() override { return wheel; }
   StatementGateFactory* statement_gates() override { return gates; }
+  bool start_client_tls() override {
+    if (offer_tls) ++tls_started;
+    return offer_tls;
+  }
+  bool client_tls_required() const override { return require_tls; }
 
   StatementGateFactory* gates = nullptr;  // statement policy, when a test installs one
+  bool offer_tls = false;    // the listener has a certificate
+  bool require_tls = false;  // the listener refuses plaintext logins
+  int tls_started = 0;
   std::mt19937 rng;
   HeapPool pool;
   core::TimerWheel wheel{10, 64};
@@ -433,12 +441,65 @@ TEST(Session, SslRequestIsDeclinedAndStuffedBytesAreRejected) {
   stuffed.host.pool.release(b);
   const std::string out = stuffed.drain(Side::client);
   ASSERT_FALSE(out.empty());
-  EXPECT_EQ(out[0], 'N');
-  auto messages = split_messages(out.substr(1));
+  // Refused before any answer: neither 'N' (the bytes would be read as plaintext) nor 'S'.
+  auto messages = split_messages(out);
   ASSERT_EQ(messages.size(), 1u);
   EXPECT_EQ(error_code(messages[0]), "08P01");
   EXPECT_EQ(error_message(messages[0]), "received unencrypted data after SSL request");
   EXPECT_TRUE(stuffed.host.finished);
+}
+
+TEST(Session, SslRequestHandsTheConnectionToTheHostsTls) {
+  const std::vector<uint8_t> ssl_request = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
+  Harness h(16);
+  h.host.offer_tls = true;
+  h.deliver(Side::client, ssl_request);
+  EXPECT_EQ(h.host.tls_started, 1);
+  EXPECT_EQ(h.drain(Side::client), "") << "the host sends the 'S' itself, ahead of the handshake";
+  h.session.on_client_tls_established(/*direct=*/false, "");
+  // After the handshake the StartupMessage arrives (decrypted) and login goes on.
+  h.deliver(Side::client, startup({{"user", "alice"}}));
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(messages[0].type, 'R');
+  // A second SSLRequest inside TLS is a protocol violation.
+  Harness twice(17);
+  twice.host.offer_tls = true;
+  twice.deliver(Side::client, ssl_request);
+  twice.session.on_client_tls_established(false, "");
+  twice.deliver(Side::client, ssl_request);
+  EXPECT_EQ(twice.host.tls_started, 1);
+  EXPECT_EQ(error_code(split_messages(twice.drain(Side::client)).at(0)), "08P01");
+}
+
+TEST(Session, RequireTlsRefusesAPlaintextStartupBeforeAnyAuthentication) {
+  Harness h(18);
+  h.host.require_tls = true;
+  h.deliver(Side::client, startup({{"user", "alice"}}));
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u) << "an ErrorResponse and nothing else (no authentication request)";
+  EXPECT_EQ(error_code(messages[0]), "28000");
+  EXPECT_NE(error_message(messages[0]).find("requires TLS"), std::string::npos);
+  EXPECT_TRUE(h.host.finished);
+
+  Harness encrypted(19);
+  encrypted.host.require_tls = true;
+  encrypted.host.offer_tls = true;
+  encrypted.session.on_client_tls_established(/*direct=*/true, "postgresql");
+  encrypted.deliver(Side::client, startup({{"user", "alice"}}));
+  messages = split_messages(encrypted.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(messages[0].type, 'R');
+}
+
+TEST(Session, DirectTlsWithoutAlpnIsRefused) {
+  Harness h(20);
+  h.session.on_client_tls_established(/*direct=*/true, "");
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(error_code(messages[0]), "08P01");
+  EXPECT_NE(error_message(messages[0]).find("ALPN"), std::string::npos);
+  EXPECT_TRUE(h.host.finished);
 }
 
 TEST(Session, BadStartupPacketsCloseWithoutCrashing) {

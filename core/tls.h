@@ -1,0 +1,131 @@
+// TLS over io_uring: OpenSSL does the handshake and the record layer, the shard's ring
+// does the socket I/O. OpenSSL never touches the socket; it sees one custom BIO that
+// reads the ciphertext the owner received and appends what it writes to a buffer the
+// owner sends. So TLS adds no system call and no thread hop to a connection.
+//
+// Kernel TLS (records encrypted by the kernel after an OpenSSL handshake) needs a
+// kernel built with CONFIG_TLS; probe_kernel_tls() says whether this one has it.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace sluice::core::tls {
+
+// Where the server's certificate comes from (paths as the operator wrote them).
+struct ServerFiles {
+  std::string cert_file;   // PEM: the certificate, then its intermediates
+  std::string key_file;    // PEM: the private key (unencrypted)
+  int min_version = TLS1_2_VERSION;  // TLS1_2_VERSION or TLS1_3_VERSION
+};
+
+// An SSL_CTX holding one certificate and key, immutable once built and shared by every
+// shard (SSL_new on a shared context is thread-safe). A reload builds a new one;
+// connections keep the context they started with.
+class Context {
+ public:
+  // A server context from files; null with `problem` (one sentence naming the file
+  // and OpenSSL's reason) when the files are unreadable or do not match.
+  static std::shared_ptr<const Context> server(const ServerFiles& files, std::string& problem);
+  // A client context (tests, and sluice's own connections to TLS backends). ca_file
+  // empty: the peer is not verified.
+  static std::shared_ptr<const Context> client(const std::string& ca_file, std::string& problem);
+
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  SSL_CTX* native() const { return ctx_; }
+  // "CN=gw.example.com, expires 2027-01-01" for the log.
+  const std::string& description() const { return description_; }
+
+ private:
+  explicit Context(SSL_CTX* ctx) : ctx_(ctx) {}
+  SSL_CTX* ctx_;
+  std::string description_;
+};
+
+// One TLS connection. The owner alternates:
+//   feed(ciphertext) / read(plaintext)  for bytes from the peer,
+//   write(plaintext) / pending_output() / output_sent(n)  for bytes to the peer.
+// Invariants: ciphertext handed to feed() is fully consumed before read() returns
+// would-block (OpenSSL keeps a partial record itself), so the caller may release its
+// receive buffer after the read loop; the span pending_output() returns stays valid
+// and unchanged until output_sent() (writes during a send go to a second buffer).
+class Stream {
+ public:
+  enum class Role : uint8_t { server, client };
+  enum class Status : uint8_t {
+    ok,          // read(): bytes returned
+    need_input,  // read(): nothing more until the peer sends more
+    closed,      // the peer sent close_notify
+    failed,      // handshake or record error; error() says why
+  };
+
+  // `context` is kept alive by the stream. `server_name`: SNI and the name checked
+  // against the certificate (client role; empty: no check).
+  Stream(std::shared_ptr<const Context> context, Role role, const std::string& server_name = {});
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // Bytes to send before any TLS record (the 'S' that answers an SSLRequest).
+  void queue_plain_prefix(std::span<const uint8_t> bytes);
+  // Client role: start the handshake (ClientHello goes to pending_output()).
+  Status start_handshake();
+
+  // Ciphertext from the peer; read() consumes it.
+  void feed(std::span<const uint8_t> ciphertext);
+  // Drives the handshake (all an empty `out` does), then decrypts into `out`: ok with `got` > 0, or need_input
+  // once every fed byte is consumed, or closed/failed.
+  Status read(std::span<uint8_t> out, size_t& got);
+
+  // Encrypts plaintext into the output buffer. Only after the handshake completed.
+  bool write(std::span<const uint8_t> plaintext);
+  // Ciphertext to send: the buffer being sent, or else everything written since.
+  std::span<const uint8_t> pending_output();
+  // `bytes` of pending_output() reached the socket.
+  void output_sent(size_t bytes);
+  size_t output_bytes() const { return (in_flight_.size() - in_flight_sent_) + staging_.size(); }
+
+  bool handshake_done() const { return handshake_done_; }
+  // The handshake completed during the last read(): true once, then false.
+  bool take_handshake_completed();
+  // After the handshake: "TLSv1.3 TLS_AES_256_GCM_SHA384".
+  std::string describe() const;
+  // The ALPN protocol agreed ("" when none).
+  std::string alpn() const;
+  const std::string& error() const { return error_; }
+  // Queues a close_notify alert (a polite end; nothing is read afterwards).
+  void shutdown();
+
+  // Internal (the BIO's callbacks).
+  int bio_read(char* out, int size);
+  int bio_write(const char* data, int size);
+
+ private:
+  Status fail_with_openssl_error(const char* during);
+
+  std::shared_ptr<const Context> context_;
+  SSL* ssl_ = nullptr;
+  std::span<const uint8_t> input_;
+  std::vector<uint8_t> staging_;     // written since the last pending_output() swap
+  std::vector<uint8_t> in_flight_;   // handed to the socket; untouched until sent
+  size_t in_flight_sent_ = 0;
+  bool handshake_done_ = false;
+  bool handshake_reported_ = false;
+  std::string error_;
+};
+
+// The ALPN name PostgreSQL 17 clients send for direct TLS (sslnegotiation=direct).
+inline constexpr std::string_view kPostgresAlpn = "postgresql";
+
+// Whether this kernel can take TLS records over (the "tls" TCP upper layer protocol).
+// On false, `why` names the reason (module absent, CONFIG_TLS not set).
+bool probe_kernel_tls(std::string& why);
+
+}  // namespace sluice::core::tls
