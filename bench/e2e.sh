@@ -223,6 +223,16 @@ ALTER TABLE agent_scratch OWNER TO bench_proxy;
 EOF
 pg_psql -d bench -c "VACUUM ANALYZE"
 
+# ---------------------------------------------------------------- TLS certificate
+# One self-signed certificate for the TLS targets (clients use sslmode=require).
+if has_target tls || has_target pgbouncer-tls; then
+  mkdir -p "$work/certs"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -keyout "$work/certs/server.key" -out "$work/certs/server.crt" >/dev/null 2>&1 || die "openssl could not make a certificate"
+  chmod 600 "$work/certs/server.key"
+  [ "$pg_os_user" = "$(id -un)" ] || chown -R "$pg_os_user:" "$work/certs"
+fi
+
 # ---------------------------------------------------------------- sluiced
 # One sluiced process per sluiced target, with the same settings but for [policy] and
 # [audit] (see the target list at the top).
@@ -252,7 +262,7 @@ listen = "127.0.0.1:$2"
 shards = ${SLUICE_SHARDS:-0}
 max_client_connections = 2000
 log_level = "info"
-$(uses_tls "$1" && printf '\n[tls]\ncert_file = "%s"\nkey_file = "%s"\n' "$work/tls/server.crt" "$work/tls/server.key")
+$(uses_tls "$1" && printf '\n[tls]\ncert_file = "%s"\nkey_file = "%s"\n' "$work/certs/server.crt" "$work/certs/server.key")
 
 [audit]
 directory = "$dir/audit"
@@ -297,16 +307,6 @@ for t in "${targets[@]}"; do
   fi
 done
 
-# ---------------------------------------------------------------- TLS certificate
-# One self-signed certificate for the TLS targets (clients use sslmode=require).
-if has_target tls || has_target pgbouncer-tls; then
-  mkdir -p "$work/tls"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
-    -keyout "$work/tls/server.key" -out "$work/tls/server.crt" >/dev/null 2>&1 || die "openssl could not make a certificate"
-  chmod 600 "$work/tls/server.key"
-  [ "$pg_os_user" = "$(id -un)" ] || chown -R "$pg_os_user:" "$work/tls"
-fi
-
 # ---------------------------------------------------------------- pgbouncer
 # Same shape as sluice: clients authenticate to the proxy with SCRAM (a verifier in the
 # auth_file), the proxy holds the backend credential. bench_idle is the idle-session
@@ -317,8 +317,8 @@ start_pgbouncer() {  # target, port; sets started_pid
   [ "$pg_os_user" = "$(id -un)" ] || chown "$pg_os_user:" "$pgb"
   if uses_tls "$1"; then
     tls_lines="client_tls_sslmode = require
-client_tls_key_file = $work/tls/server.key
-client_tls_cert_file = $work/tls/server.crt"
+client_tls_key_file = $work/certs/server.key
+client_tls_cert_file = $work/certs/server.crt"
   fi
   printf '"bench" "%s"\n' "$shared_verifier" |
     pg_run tee "$pgb/userlist.txt" >/dev/null

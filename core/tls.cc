@@ -146,7 +146,8 @@ std::shared_ptr<const Context> Context::server(const ServerFiles& files, std::st
   return context;
 }
 
-std::shared_ptr<const Context> Context::client(const std::string& ca_file, std::string& problem) {
+std::shared_ptr<const Context> Context::client(const std::string& ca_file, std::string& problem,
+                                               const std::string& cert_file, const std::string& key_file) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   if (ctx == nullptr) {
     problem = "cannot create a TLS context: " + openssl_reason();
@@ -161,6 +162,13 @@ std::shared_ptr<const Context> Context::client(const std::string& ca_file, std::
       return nullptr;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  }
+  if (!cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+      problem = "cannot use client certificate " + cert_file + " with key " + key_file + ": " + openssl_reason();
+      return nullptr;
+    }
   }
   context->description_ = ca_file.empty() ? "client, peer not verified" : "client, CA " + ca_file;
   return context;
@@ -181,8 +189,17 @@ Stream::Stream(std::shared_ptr<const Context> context, Role role, const std::str
   } else {
     SSL_set_connect_state(ssl_);
     if (!server_name.empty()) {
-      SSL_set_tlsext_host_name(ssl_, server_name.c_str());
-      SSL_set1_host(ssl_, server_name.c_str());  // checked only when the context verifies peers
+      // Checked only when the context verifies peers. An IP address is matched against
+      // the certificate's IP subjectAltNames, and is never sent as SNI (RFC 6066).
+      in6_addr ip{};
+      const bool is_ip = inet_pton(AF_INET, server_name.c_str(), &ip) == 1 ||
+                         inet_pton(AF_INET6, server_name.c_str(), &ip) == 1;
+      if (is_ip) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), server_name.c_str());
+      } else {
+        SSL_set_tlsext_host_name(ssl_, server_name.c_str());
+        SSL_set1_host(ssl_, server_name.c_str());
+      }
     }
   }
 }

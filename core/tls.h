@@ -32,9 +32,10 @@ class Context {
   // A server context from files; null with `problem` (one sentence naming the file
   // and OpenSSL's reason) when the files are unreadable or do not match.
   static std::shared_ptr<const Context> server(const ServerFiles& files, std::string& problem);
-  // A client context (tests, and sluice's own connections to TLS backends). ca_file
-  // empty: the peer is not verified.
-  static std::shared_ptr<const Context> client(const std::string& ca_file, std::string& problem);
+  // A client context (sluice's connections to TLS targets, and tests). ca_file empty:
+  // the peer is not verified. cert_file/key_file: a client certificate to present.
+  static std::shared_ptr<const Context> client(const std::string& ca_file, std::string& problem,
+                                               const std::string& cert_file = {}, const std::string& key_file = {});
 
   ~Context();
   Context(const Context&) = delete;
@@ -66,8 +67,9 @@ class Stream {
     failed,      // handshake or record error; error() says why
   };
 
-  // `context` is kept alive by the stream. `server_name`: SNI and the name checked
-  // against the certificate (client role; empty: no check).
+  // `context` is kept alive by the stream. `server_name` (client role): the host name
+  // or IP address the certificate must name when the context verifies peers (also
+  // sent as SNI when it is a name); empty: no name check.
   Stream(std::shared_ptr<const Context> context, Role role, const std::string& server_name = {});
   ~Stream();
   Stream(const Stream&) = delete;

@@ -336,8 +336,12 @@ std::shared_ptr<TargetCatalog> Catalog::read(const protocol::Target& target,
   };
   const std::string port = std::to_string(target.port);
   const std::string& password = target.password.reveal();
-  const char* keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout", "application_name", "options",
-                        nullptr};
+  // The metadata connection crosses the same network as the sessions: same TLS rules.
+  static constexpr const char* kSslModes[] = {"disable", "prefer", "require", "verify-ca", "verify-full"};
+  const char* sslmode = kSslModes[static_cast<int>(target.sslmode)];
+  auto optional = [](const std::string& text) { return text.empty() ? nullptr : text.c_str(); };
+  const char* keys[] = {"host",    "port",        "dbname",  "user",   "password", "connect_timeout", "application_name",
+                        "options", "sslmode",     "sslrootcert", "sslcert", "sslkey", nullptr};
   const char* values[] = {target.host.c_str(),
                           port.c_str(),
                           target.database.c_str(),
@@ -346,6 +350,10 @@ std::shared_ptr<TargetCatalog> Catalog::read(const protocol::Target& target,
                           "5",
                           "sluice-catalog",
                           "-c default_transaction_read_only=on -c statement_timeout=30000",
+                          sslmode,
+                          optional(target.sslrootcert),
+                          optional(target.sslcert),
+                          optional(target.sslkey),
                           nullptr};
   Conn conn(PQconnectdbParams(keys, values, 0));
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) return failed(one_line(PQerrorMessage(conn.get())));

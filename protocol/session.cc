@@ -554,6 +554,56 @@ void Session::on_backend_connected(int error) {
     fail_backend_login(std::string("could not connect to ") + target_->address.text + ": " + std::strerror(-error));
     return;
   }
+  if (target_->sslmode != Target::SslMode::disable) {
+    backend_login_ = BackendLogin::ssl_answer;
+    send_to_backend(ssl_request());
+    host_.flush(Side::backend);
+    return;
+  }
+  send_backend_startup();
+}
+
+void Session::handle_backend_ssl_answer(core::Chunk chunk) {
+  const uint8_t answer = chunk.data[0];
+  const bool tls_required = target_->sslmode != Target::SslMode::prefer;
+  if (answer == 'S') {
+    if (chunk.size > 1) {
+      // Bytes behind the 'S' came before any handshake: injected, not from the server.
+      ++counters_.protocol_violations;
+      fail_backend_login("the server sent unencrypted data after accepting TLS (a man in the middle?)");
+      return;
+    }
+    if (!host_.start_backend_tls(*target_)) {
+      fail_backend_login("TLS toward targets is not available in this sluice");
+      return;
+    }
+    backend_login_ = BackendLogin::tls_handshake;
+    return;
+  }
+  if (answer == 'N' && chunk.size == 1 && !tls_required) {
+    send_backend_startup();  // prefer: the server has no TLS, so the login goes on in plaintext
+    return;
+  }
+  if (answer == 'N' && chunk.size == 1) {
+    fail_backend_login("the server does not accept TLS, and the target's sslmode requires it");
+    return;
+  }
+  ++counters_.protocol_violations;
+  fail_backend_login("the server did not answer the TLS request with 'S' or 'N'");
+}
+
+void Session::on_backend_tls_established() {
+  if (state_ != State::connecting || backend_login_ != BackendLogin::tls_handshake) return;
+  send_backend_startup();
+}
+
+void Session::on_backend_tls_failed(const std::string& why) {
+  if (state_ != State::connecting) return;
+  LOG_WARN("%s: TLS with target \"%s\" failed: %s", peer_.c_str(), target_->name.c_str(), why.c_str());
+  fail_backend_login("TLS with the server failed (sluice's log says why)");
+}
+
+void Session::send_backend_startup() {
   std::vector<std::pair<std::string, std::string>> parameters;
   parameters.emplace_back("user", target_->user);
   parameters.emplace_back("database", target_->database);
@@ -574,6 +624,18 @@ void Session::on_backend_connected(int error) {
 
 void Session::on_backend_data(core::Chunk chunk) {
   if (state_ == State::closing) return;
+  if (backend_login_ == BackendLogin::ssl_answer && state_ == State::connecting) {
+    handle_backend_ssl_answer(chunk);
+    if (!to_backend_.empty()) host_.flush(Side::backend);
+    return;
+  }
+  if (backend_login_ == BackendLogin::tls_handshake) {
+    // Plaintext from the server before the handshake finished: the host decrypts
+    // everything after the 'S', so this cannot be the server speaking.
+    ++counters_.protocol_violations;
+    fail_backend_login("the server sent unencrypted data during the TLS handshake");
+    return;
+  }
   BackendSink sink{*this};
   backend_reader_.feed(chunk, sink);
   if (state_ == State::closing) return;

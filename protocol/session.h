@@ -67,6 +67,10 @@ class SessionHost {
   virtual bool start_client_tls() { return false; }
   // This listener refuses a StartupMessage that did not come over TLS.
   virtual bool client_tls_required() const { return false; }
+  // The target answered our SSLRequest with 'S': start a TLS handshake as its client
+  // (with the target's sslmode checks) and report through on_backend_tls_established()
+  // or on_backend_tls_failed(). False: TLS toward targets is unavailable here.
+  virtual bool start_backend_tls(const Target&) { return false; }
 };
 
 struct SessionCounters {
@@ -117,6 +121,10 @@ class Session {
   // ClientHello instead of an SSLRequest (sslnegotiation=direct), which PostgreSQL
   // accepts only with ALPN "postgresql". `alpn`: the protocol agreed ("" for none).
   void on_client_tls_established(bool direct, std::string_view alpn);
+  // TLS with the target is up: the login goes on inside it.
+  void on_backend_tls_established();
+  // The TLS handshake with the target failed (`why`: OpenSSL's reason, for the log).
+  void on_backend_tls_failed(const std::string& why);
   // The host's write-stall timer fired: the client stopped reading its results.
   void on_write_stalled();
   // The audit writer made progress (after wait_for_audit()): forward what waited for
@@ -137,16 +145,20 @@ class Session {
   struct BackendSink;
 
  private:
-  // Login to the target: tcp connect -> StartupMessage sent (awaiting_auth) -> [SCRAM
+  // Login to the target: tcp connect -> [SSLRequest sent (ssl_answer) -> 'S' -> TLS
+  // handshake (tls_handshake)] -> StartupMessage sent (awaiting_auth) -> [SCRAM
   // exchange (scram) -> server signature verified (awaiting_ok)] -> AuthenticationOk
   // (awaiting_ready: ParameterStatus/BackendKeyData until ReadyForQuery).
-  enum class BackendLogin { none, tcp, awaiting_auth, scram, awaiting_ok, awaiting_ready };
+  enum class BackendLogin { none, tcp, ssl_answer, tls_handshake, awaiting_auth, scram, awaiting_ok, awaiting_ready };
 
   // Client side, before `ready`.
   void handle_startup_bytes(core::Chunk& chunk);
   bool handle_startup_packet(std::span<const uint8_t> body, bool more_bytes_follow);
   bool handle_client_auth_message(uint8_t type, std::span<const uint8_t> body);
   void client_authenticated();
+  void send_backend_startup();
+  // The one-byte answer to our SSLRequest (and anything after it, which must be nothing).
+  void handle_backend_ssl_answer(core::Chunk chunk);
   // Backend side, before `ready`.
   bool handle_backend_login_message(uint8_t type, std::span<const uint8_t> body);
   bool answer_backend_auth(std::span<const uint8_t> body);

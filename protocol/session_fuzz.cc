@@ -47,6 +47,7 @@ const protocol::Settings& settings() {
     t.user = "u";
     t.database = "app";
     t.password = protocol::Secret("pw");
+    t.sslmode = protocol::Target::SslMode::disable;  // this host has no TLS layer
     st.targets.push_back(t);
     protocol::GatewayUser user;
     user.name = "alice";

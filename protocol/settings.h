@@ -83,6 +83,14 @@ struct Target {
   // policy knows which schema an unqualified table name means. Schema names as the
   // catalog spells them; "$user" stands for the target's `user`.
   std::vector<std::string> search_path{"public"};
+  // TLS toward the target, with libpq's sslmode meanings: disable (never), prefer (if
+  // the server offers it, unverified), require (always, unverified), verify-ca (the
+  // certificate chains to sslrootcert), verify-full (and names `host`).
+  enum class SslMode : uint8_t { disable, prefer, require, verify_ca, verify_full };
+  SslMode sslmode = SslMode::prefer;
+  std::string sslrootcert;  // CA file; required for verify-ca and verify-full
+  std::string sslcert;      // optional client certificate (with sslkey)
+  std::string sslkey;
 };
 
 // A user sluice itself authenticates with SCRAM-SHA-256.

@@ -185,6 +185,10 @@ std::vector<uint8_t> cancel_request(uint32_t pid, uint32_t secret) {
       .finish();
 }
 
+std::vector<uint8_t> ssl_request() {
+  return MessageBuilder::untyped().int32(static_cast<int32_t>(kSslRequestCode)).finish();
+}
+
 bool parse_error_fields(std::span<const uint8_t> body, std::vector<ErrorField>& fields) {
   BodyReader r(body);
   fields.clear();

@@ -100,6 +100,8 @@ std::vector<uint8_t> password_message(std::string_view password);
 std::vector<uint8_t> sasl_initial_response(std::string_view mechanism, std::string_view data);
 std::vector<uint8_t> sasl_response(std::string_view data);
 std::vector<uint8_t> cancel_request(uint32_t pid, uint32_t secret);
+// SSLRequest: asks the server whether it will speak TLS (answer: one byte, 'S' or 'N').
+std::vector<uint8_t> ssl_request();
 
 // Parses the fields of an ErrorResponse/NoticeResponse body. Fails on a missing
 // terminator or more than 64 fields.

@@ -202,7 +202,8 @@ constexpr std::string_view kGatewayKeys[] = {"listen",
                                              "require_tls"};
 constexpr std::string_view kTlsKeys[] = {"cert_file", "key_file", "min_version"};
 constexpr std::string_view kTargetKeys[] = {"name", "host",          "port",         "database",
-                                            "user", "password_file", "password_env", "search_path"};
+                                            "user", "password_file", "password_env", "search_path",
+                                            "sslmode", "sslrootcert", "sslcert", "sslkey"};
 constexpr std::string_view kUserKeys[] = {"name", "password", "groups"};
 
 bool is_known(std::string_view key, std::span<const std::string_view> known) {
@@ -746,8 +747,57 @@ class Loader : private core::ValueChecker {
       valid = false;
     }
     valid = load_search_path(table, target) && valid;
+    valid = load_target_tls(table, target) && valid;
     valid = load_target_password(table, label, target) && valid;
     if (valid) result_.settings.targets.push_back(std::move(target));
+  }
+
+  // sslmode with libpq's names and meanings; the files it needs.
+  bool load_target_tls(const Value& table, protocol::Target& target) {
+    using Mode = protocol::Target::SslMode;
+    const Section& s = kTarget;
+    bool valid = true;
+    const Value* mode = get(table, "sslmode", Type::string, s);
+    if (mode != nullptr) {
+      static constexpr std::pair<std::string_view, Mode> kModes[] = {{"disable", Mode::disable},
+                                                                      {"prefer", Mode::prefer},
+                                                                      {"require", Mode::require},
+                                                                      {"verify-ca", Mode::verify_ca},
+                                                                      {"verify-full", Mode::verify_full}};
+      const auto* found = std::find_if(std::begin(kModes), std::end(kModes),
+                                       [&](const auto& m) { return m.first == mode->string; });
+      if (found == std::end(kModes)) {
+        error(mode->line, where("sslmode", s) + " must be disable, prefer, require, verify-ca or verify-full, not " +
+                              quote(mode->string) + (mode->string == "allow" ? " (allow is not offered: use prefer)" : ""));
+        valid = false;
+      } else {
+        target.sslmode = found->second;
+      }
+    }
+    for (auto [key, out] : {std::pair{"sslrootcert", &target.sslrootcert}, std::pair{"sslcert", &target.sslcert},
+                            std::pair{"sslkey", &target.sslkey}}) {
+      if (const Value* path = get(table, key, Type::string, s)) {
+        if (path->string.empty() || has_control_character(path->string)) {
+          error(path->line, where(key, s) + " must be a file path");
+          valid = false;
+        } else {
+          *out = resolve_path(path->string);
+        }
+      }
+    }
+    const bool verifies = target.sslmode == Mode::verify_ca || target.sslmode == Mode::verify_full;
+    if (verifies && target.sslrootcert.empty()) {
+      error(mode->line, where("sslmode", s) + " " + quote(mode->string) +
+                            " needs sslrootcert: the CA file that signed the server's certificate");
+      valid = false;
+    }
+    if (target.sslcert.empty() != target.sslkey.empty()) {
+      error(table.line, "sslcert and sslkey in [[target]] go together: give both or neither");
+      valid = false;
+    }
+    if (target.sslmode == Mode::disable && (!target.sslrootcert.empty() || !target.sslcert.empty()))
+      warning(mode->line, where("sslmode", s) + " is disable: sslrootcert, sslcert and sslkey are not used");
+    return valid;
   }
 
   // Schema names as the catalog spells them; "$user" is PostgreSQL's own placeholder.

@@ -195,6 +195,7 @@ struct Shard::Connection final : protocol::SessionHost {
     return true;
   }
   bool client_tls_required() const override { return shard.settings_.gateway.listen[listener].require_tls; }
+  bool start_backend_tls(const protocol::Target& target) override { return shard.start_backend_tls(*this, target); }
   void wait_for_audit() override {
     if (waiting_for_audit) return;
     waiting_for_audit = true;
@@ -451,6 +452,17 @@ void Shard::start_client_tls(Connection& conn, bool direct) {
   }
 }
 
+bool Shard::start_backend_tls(Connection& conn, const protocol::Target& target) {
+  const size_t index = static_cast<size_t>(&target - settings_.targets.data());
+  if (index >= shared_.backend_tls.size() || !shared_.backend_tls[index]) return false;
+  // verify-full checks the name sluice connects to; verify-ca only the chain.
+  const std::string name = target.sslmode == protocol::Target::SslMode::verify_full ? target.host : std::string();
+  conn.tls[kBackend] = std::make_unique<core::tls::Stream>(shared_.backend_tls[index], core::tls::Stream::Role::client, name);
+  if (conn.tls[kBackend]->start_handshake() == core::tls::Stream::Status::failed) return false;
+  start_send(conn, kBackend);  // the ClientHello
+  return true;
+}
+
 // Invariant: every byte of `chunk` is consumed by the read loop (the stream keeps a
 // partial record itself), so the receive buffer can go back once this returns.
 void Shard::receive_tls(Connection& conn, int side, const core::Chunk& chunk) {
@@ -462,7 +474,9 @@ void Shard::receive_tls(Connection& conn, int side, const core::Chunk& chunk) {
     if (tls.take_handshake_completed()) {
       LOG_DEBUG("%s: TLS established (%s, userspace records)", conn.session->peer().c_str(), tls.describe().c_str());
       if (side == kClient) conn.session->on_client_tls_established(conn.tls_direct, tls.alpn());
+      else conn.session->on_backend_tls_established();
       if (conn.phase != Connection::Phase::active) return;
+      if (tls.output_bytes() > 0 || !conn.session->out(side_of(side)).empty()) start_send(conn, side);
     }
     if (status == core::tls::Stream::Status::ok) {
       if (got == 0) continue;
@@ -478,10 +492,16 @@ void Shard::receive_tls(Connection& conn, int side, const core::Chunk& chunk) {
       return;
     }
     // A failed handshake or a bad record: send OpenSSL's alert, then end the session.
-    LOG_INFO("%s: %s", conn.session->peer().c_str(), tls.error().c_str());
     start_send(conn, side);
-    if (side == kClient) conn.session->on_client_closed(-EPROTO);
-    else conn.session->on_backend_closed(-EPROTO);
+    if (side == kClient) {
+      LOG_INFO("%s: %s", conn.session->peer().c_str(), tls.error().c_str());
+      conn.session->on_client_closed(-EPROTO);
+    } else if (!tls.handshake_done()) {
+      conn.session->on_backend_tls_failed(tls.error());
+    } else {
+      LOG_WARN("%s: connection to the target: %s", conn.session->peer().c_str(), tls.error().c_str());
+      conn.session->on_backend_closed(-EPROTO);
+    }
     return;
   }
   // The handshake (or a key update) may have produced bytes for the peer.

@@ -67,6 +67,9 @@ struct GatewayShared {
   Reloadable<mask::Masking> masking;
   // The certificate offered to clients (null: TLS off); new handshakes use the latest.
   Reloadable<core::tls::Context> tls;
+  // Per target (same index as settings->targets): the client context for TLS toward
+  // it; null when its sslmode is disable.
+  std::vector<std::shared_ptr<const core::tls::Context>> backend_tls;
   // Which columns the column rules mask, per target (kept current by its own thread).
   mask::Catalog* catalog = nullptr;
 
@@ -112,6 +115,7 @@ class Shard {
   // TLS on one side of a connection: decrypt what arrived and hand it to the session;
   // encrypt what the session queued and send it.
   void start_client_tls(Connection& conn, bool direct);
+  bool start_backend_tls(Connection& conn, const protocol::Target& target);
   void receive_tls(Connection& conn, int side, const core::Chunk& chunk);
   void send_tls(Connection& conn, int side);
   bool nothing_to_send(const Connection& conn, int side) const;

@@ -243,6 +243,22 @@ int main(int argc, char** argv) {
                         : ("kernel TLS unavailable: " + why).c_str());
     shared.tls.publish(std::move(context));
   }
+  // TLS toward targets: one client context each (CA, client certificate), built now so
+  // a bad file stops the start instead of failing every login.
+  for (const auto& target : settings.targets) {
+    std::shared_ptr<const sluice::core::tls::Context> context;
+    if (target.sslmode != sluice::protocol::Target::SslMode::disable) {
+      const bool verifies = target.sslmode == sluice::protocol::Target::SslMode::verify_ca ||
+                            target.sslmode == sluice::protocol::Target::SslMode::verify_full;
+      context = sluice::core::tls::Context::client(verifies ? target.sslrootcert : std::string(), problem,
+                                                   target.sslcert, target.sslkey);
+      if (!context) {
+        LOG_ERROR("[[target]] \"%s\": %s; nothing was started", target.name.c_str(), problem.c_str());
+        return 1;
+      }
+    }
+    shared.backend_tls.push_back(std::move(context));
+  }
   for (const auto& listener : settings.gateway.listen)
     if (!listener.require_tls && !listener.loopback)
       LOG_WARN("listener %s accepts plaintext logins from the network: passwords and tokens cross it in the clear",

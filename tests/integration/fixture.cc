@@ -2,6 +2,8 @@
 // PostgreSQL cluster, sluiced, libpq helpers and the raw wire-protocol client.
 #include "tests/integration/fixture.h"
 
+#include "tests/test_pki.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -531,7 +533,13 @@ const char* const kPostgresqlConf =
     "logging_collector = off\n"
     "fsync = off\n"  // speed; commits still reach the OS, so a backend crash loses nothing
     "full_page_writes = off\n"
-    "shared_buffers = 64MB\n";
+    "shared_buffers = 64MB\n"
+    // TLS with a CA the tests trust (files written by build_template): sluice's
+    // targets default to sslmode=prefer, so every session's backend side is TLS.
+    "ssl = on\n"
+    "ssl_cert_file = 'server.crt'\n"
+    "ssl_key_file = 'server.key'\n"
+    "ssl_ca_file = 'ca.crt'\n";
 
 // md5 and password methods for their roles, before the catch-all SCRAM line.
 const char* const kPgHba =
@@ -646,6 +654,15 @@ std::string build_template() {
   }
   std::ofstream(data + "/postgresql.conf", std::ios::app) << kPostgresqlConf;
   write_file(data + "/pg_hba.conf", kPgHba, 0600);
+  // The server's certificate names 127.0.0.1 and localhost; its key must belong to
+  // the user PostgreSQL runs as.
+  test_pki::Pki pki(data, "sluice test PostgreSQL CA");
+  if (geteuid() == 0) {
+    if (const passwd* pg = getpwnam("postgres")) {
+      for (const std::string& file : {pki.ca_file, pki.cert_file, pki.key_file})
+        if (chown(file.c_str(), pg->pw_uid, pg->pw_gid) != 0) throw std::runtime_error("cannot chown " + file);
+    }
+  }
 
   uint16_t port = 0;
   const pid_t pid = start_server(data, dir, dir + "/postgres.log", port);
@@ -712,6 +729,7 @@ PgCluster& PgCluster::shared() {
 }
 
 std::string PgCluster::bin(const std::string& program) const { return pg_bin(program); }
+std::string PgCluster::ca_file() const { return data_dir_ + "/ca.crt"; }
 
 PgCluster::PgCluster() {
   const std::string template_data = template_data_dir();
@@ -829,10 +847,12 @@ std::string Sluiced::render_config() const {
     c << "\n[[target]]\n"
       << "name = " << toml_string(t.name) << "\n"
       << "host = \"127.0.0.1\"\n"
-      << "port = " << pg.port() << "\n"
+      << "port = " << (t.port != 0 ? t.port : pg.port()) << "\n"
       << "database = " << toml_string(t.database) << "\n"
       << "user = " << toml_string(t.user) << "\n"
       << "password_file = " << toml_string(password_file) << "\n";
+    if (!t.sslmode.empty()) c << "sslmode = " << toml_string(t.sslmode) << "\n";
+    if (!t.sslrootcert.empty()) c << "sslrootcert = " << toml_string(t.sslrootcert) << "\n";
   }
   for (const auto& u : options_.users) {
     c << "\n[[user]]\n"

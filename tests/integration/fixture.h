@@ -167,6 +167,8 @@ class PgCluster {
   void superuser_exec(const std::string& sql, const std::string& dbname = "app") const;
 
   std::string bin(const std::string& program) const;
+  // The CA that signed the server's certificate (ssl = on; names 127.0.0.1, localhost).
+  std::string ca_file() const;
 
  private:
   void stop();
@@ -189,6 +191,9 @@ struct GatewayTarget {
   std::string database;   // database on the cluster
   std::string user;       // role sluice logs in as
   std::string password;   // written to a 0600 password_file
+  uint16_t port = 0;          // 0: the shared cluster's port
+  std::string sslmode{};      // empty: not written (sluice's default, prefer)
+  std::string sslrootcert{};  // empty: not written
 };
 
 struct GatewayUser {

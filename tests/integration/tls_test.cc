@@ -338,5 +338,154 @@ TEST_F(RequireTls, PlaintextLoginIsRefusedBeforeAnyPassword) {
   EXPECT_EQ(query_value(encrypted, "SELECT 1"), "1");
 }
 
+TEST_F(RequireTls, CancelRequestsStillReachATlsSession) {
+  // libpq 15 sends its CancelRequest on a new plaintext connection: it carries only the
+  // cancel key, and must work on a listener that requires TLS for logins.
+  Conn conn(conninfo("verify-full"));
+  ASSERT_TRUE(conn.ok()) << conn.error();
+  ASSERT_EQ(PQsendQuery(conn, "SELECT pg_sleep(30)"), 1);
+  std::this_thread::sleep_for(300ms);
+  PGcancel* cancel = PQgetCancel(conn);
+  char error[256] = "";
+  EXPECT_EQ(PQcancel(cancel, error, sizeof error), 1) << error;
+  PQfreeCancel(cancel);
+  Result r(PQgetResult(conn));
+  EXPECT_EQ(PQresultStatus(r.get()), PGRES_FATAL_ERROR);
+  const char* state = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
+  EXPECT_STREQ(state != nullptr ? state : "", "57014") << PQerrorMessage(conn);
+  while (PGresult* rest = PQgetResult(conn)) PQclear(rest);
+  EXPECT_EQ(query_value(conn, "SELECT 'after cancel'"), "after cancel");
+}
+
+}  // namespace
+}  // namespace sluice::it
+
+namespace sluice::it {
+namespace {
+
+// TLS from sluice to PostgreSQL (the shared cluster runs with ssl = on and a test CA).
+class BackendTls : public GatewayTest {
+ protected:
+  static GatewayTarget target(const std::string& name, const std::string& sslmode, const std::string& ca = "") {
+    GatewayTarget t{name, "app", "sluice_app", PgCluster::shared().app_password()};
+    t.sslmode = sslmode;
+    t.sslrootcert = ca;
+    return t;
+  }
+  SluicedOptions options() override {
+    const std::string ca = PgCluster::shared().ca_file();
+    return {.targets = {target("app", ""), target("plain", "disable"), target("required", "require"),
+                        target("chain", "verify-ca", ca), target("full", "verify-full", ca)}};
+  }
+  // Whether the backend connection serving this session is encrypted, as PostgreSQL sees it.
+  std::string backend_ssl(const std::string& dbname) {
+    Conn conn(gw().conninfo("alice", kAlicePassword, dbname));
+    if (!conn.ok()) return "login failed: " + conn.error();
+    return query_value(conn, "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+  }
+};
+
+TEST_F(BackendTls, EverySslmodeAgainstRealPostgres) {
+  EXPECT_EQ(backend_ssl("app"), "true") << "prefer (the default) uses TLS when the server offers it";
+  EXPECT_EQ(backend_ssl("plain"), "false");
+  EXPECT_EQ(backend_ssl("required"), "true");
+  EXPECT_EQ(backend_ssl("chain"), "true");
+  EXPECT_EQ(backend_ssl("full"), "true");
+  // A large result through backend TLS (decrypted record by record) arrives whole.
+  Conn conn(gw().conninfo("alice", kAlicePassword, "full"));
+  ASSERT_TRUE(conn.ok()) << conn.error();
+  EXPECT_EQ(query_value(conn, "SELECT sum(length(md5(i::text) || repeat('x', 100))) FROM generate_series(1, 50000) i"),
+            "6600000");
+  Result rows(PQexec(conn, "SELECT i, repeat('y', 200) FROM generate_series(1, 50000) i"));
+  ASSERT_EQ(PQresultStatus(rows.get()), PGRES_TUPLES_OK) << PQerrorMessage(conn);
+  EXPECT_EQ(PQntuples(rows.get()), 50000);
+  EXPECT_STREQ(PQgetvalue(rows.get(), 49999, 0), "50000");
+}
+
+class BackendTlsUntrusted : public BackendTls {
+ protected:
+  std::string other_dir_ = make_temp_dir("sluice-it-pki-", false);
+  test_pki::Pki other_{other_dir_, "not the server's CA"};
+  ~BackendTlsUntrusted() override { remove_tree(other_dir_); }
+  SluicedOptions options() override {
+    return {.targets = {target("app", "verify-full", other_.ca_file)}};
+  }
+};
+
+TEST_F(BackendTlsUntrusted, AnUnverifiableServerIsNotLoggedInto) {
+  Conn conn(gw().conninfo());
+  EXPECT_FALSE(conn.ok());
+  EXPECT_NE(conn.error().find("TLS with the server failed"), std::string::npos) << conn.error();
+  EXPECT_NE(gw().log().find("certificate verify failed"), std::string::npos) << gw().log();
+}
+
+// A fake "server" that answers the SSLRequest with `answer` and keeps the socket open.
+class FakeServer {
+ public:
+  explicit FakeServer(std::string answer) : answer_(std::move(answer)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof a;
+    bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    listen(listener_, 8);
+    getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &length);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      for (;;) {
+        const int fd = accept(listener_, nullptr, nullptr);
+        if (fd < 0) return;
+        char request[8];
+        if (recv(fd, request, sizeof request, MSG_WAITALL) == 8) {
+          requests_ += 1;
+          ::send(fd, answer_.data(), answer_.size(), MSG_NOSIGNAL);
+        }
+        std::this_thread::sleep_for(300ms);
+        ::close(fd);
+      }
+    });
+  }
+  ~FakeServer() {
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    thread_.join();
+  }
+  uint16_t port() const { return port_; }
+  int requests() const { return requests_; }
+
+ private:
+  std::string answer_;
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+class BackendTlsHostile : public GatewayTest {
+ protected:
+  FakeServer stuffing_{"S\x16\x03\x01 injected"};
+  FakeServer refusing_{"N"};
+  SluicedOptions options() override {
+    GatewayTarget stuffed{"stuffed", "app", "sluice_app", "pw"};
+    stuffed.port = stuffing_.port();
+    GatewayTarget refused{"refused", "app", "sluice_app", "pw"};
+    refused.port = refusing_.port();
+    refused.sslmode = "require";
+    return {.targets = {stuffed, refused}};
+  }
+};
+
+TEST_F(BackendTlsHostile, StuffedBytesAfterSAndARefusedRequireFailTheLogin) {
+  Conn stuffed(gw().conninfo("alice", kAlicePassword, "stuffed"));
+  EXPECT_FALSE(stuffed.ok());
+  EXPECT_NE(stuffed.error().find("unencrypted data after accepting TLS"), std::string::npos) << stuffed.error();
+  EXPECT_EQ(stuffing_.requests(), 1);
+
+  Conn refused(gw().conninfo("alice", kAlicePassword, "refused"));
+  EXPECT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().find("does not accept TLS"), std::string::npos) << refused.error();
+}
+
 }  // namespace
 }  // namespace sluice::it

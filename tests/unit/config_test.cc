@@ -407,6 +407,31 @@ TEST(Config, TlsSectionAndRequireTls) {
   EXPECT_DIAGNOSTIC(bad_version, "sluice.toml:4: error: 'min_version' in [tls] must be \"1.2\" or \"1.3\", not '1.1'");
 }
 
+TEST(Config, TargetSslmodes) {
+  ScopedEnv env(kPasswordVariable, "pw");
+  auto target = [](const std::string& keys) {
+    return std::string("[[target]]\nname = \"app\"\nhost = \"127.0.0.1\"\nuser = \"u\"\n"
+                       "password_env = \"SLUICE_CONFIG_TEST_PASSWORD\"\n") +
+           keys + minimal_user();
+  };
+  auto defaults = load(target(""));
+  ASSERT_TRUE(defaults.ok()) << report(defaults);
+  EXPECT_EQ(defaults.settings.targets[0].sslmode, protocol::Target::SslMode::prefer) << "libpq's default";
+
+  auto full = load(target("sslmode = \"verify-full\"\nsslrootcert = \"ca.crt\"\n"), "/etc/sluice");
+  ASSERT_TRUE(full.ok()) << report(full);
+  EXPECT_EQ(full.settings.targets[0].sslmode, protocol::Target::SslMode::verify_full);
+  EXPECT_EQ(full.settings.targets[0].sslrootcert, "/etc/sluice/ca.crt");
+
+  auto no_ca = load(target("sslmode = \"verify-ca\"\n"));
+  EXPECT_DIAGNOSTIC(no_ca, "sluice.toml:6: error: 'sslmode' in [[target]] 'verify-ca' needs sslrootcert");
+  auto allow = load(target("sslmode = \"allow\"\n"));
+  EXPECT_DIAGNOSTIC(allow, "sluice.toml:6: error: 'sslmode' in [[target]] must be disable, prefer, require, verify-ca or "
+                           "verify-full, not 'allow' (allow is not offered: use prefer)");
+  auto half = load(target("sslmode = \"require\"\nsslcert = \"c.crt\"\n"));
+  EXPECT_DIAGNOSTIC(half, "sluice.toml:1: error: sslcert and sslkey in [[target]] go together: give both or neither");
+}
+
 TEST(Config, BadTargetHostsAndPorts) {
   ScopedEnv env(kPasswordVariable, "pw");
   std::string user = minimal_user();

@@ -96,11 +96,17 @@ class FakeHost final : public SessionHost {
     return offer_tls;
   }
   bool client_tls_required() const override { return require_tls; }
+  bool start_backend_tls(const Target&) override {
+    if (backend_tls) ++backend_tls_started;
+    return backend_tls;
+  }
 
   StatementGateFactory* gates = nullptr;  // statement policy, when a test installs one
   bool offer_tls = false;    // the listener has a certificate
   bool require_tls = false;  // the listener refuses plaintext logins
   int tls_started = 0;
+  bool backend_tls = false;  // TLS toward targets is available
+  int backend_tls_started = 0;
   std::mt19937 rng;
   HeapPool pool;
   core::TimerWheel wheel{10, 64};
@@ -120,6 +126,7 @@ Settings make_settings() {
   t.database = "appdb";
   t.user = "sluice_app";
   t.password = Secret("backend-secret-password");
+  t.sslmode = Target::SslMode::disable;  // the fake host has no TLS layer (tests below turn it on)
   s.targets.push_back(t);
   GatewayUser u;
   u.name = "alice";
@@ -697,6 +704,76 @@ TEST(Session, ClientMessagesSentDuringBackendLoginAreHeldAndForwardedInOrder) {
   EXPECT_EQ(h.drain(Side::backend), str(q));
 }
 
+
+// The last ErrorResponse's message sent to the client ("" when none).
+std::string last_client_error(Harness& h) {
+  std::string message;
+  for (const Message& m : split_messages(h.drain(Side::client)))
+    if (m.type == 'E') message = error_message(m);
+  return message;
+}
+
+TEST(Session, BackendTlsFollowsTheTargetsSslmode) {
+  const std::string ssl_request("\0\0\0\x08\x04\xd2\x16\x2f", 8);
+  {
+    SCOPED_TRACE("prefer, and the server has no TLS: plaintext login");
+    Harness h(40);
+    h.settings.targets[0].sslmode = Target::SslMode::prefer;
+    h.authenticate_client_and_connect({}, /*drain_backend=*/false);
+    EXPECT_EQ(h.drain(Side::backend), ssl_request);
+    h.deliver(Side::backend, {'N'});
+    h.backend_login();
+    EXPECT_EQ(h.session.state(), Session::State::ready);
+  }
+  {
+    SCOPED_TRACE("require, and the server has no TLS: refused");
+    Harness h(41);
+    h.settings.targets[0].sslmode = Target::SslMode::require;
+    h.authenticate_client_and_connect({}, false);
+    EXPECT_EQ(h.drain(Side::backend), ssl_request);
+    h.deliver(Side::backend, {'N'});
+    EXPECT_NE(last_client_error(h).find("does not accept TLS"), std::string::npos);
+    EXPECT_TRUE(h.host.finished);
+  }
+  {
+    SCOPED_TRACE("'S': the host's TLS, then the StartupMessage inside it");
+    Harness h(42);
+    h.settings.targets[0].sslmode = Target::SslMode::verify_full;
+    h.host.backend_tls = true;
+    h.authenticate_client_and_connect({}, false);
+    EXPECT_EQ(h.drain(Side::backend), ssl_request);
+    h.deliver(Side::backend, {'S'});
+    EXPECT_EQ(h.host.backend_tls_started, 1);
+    EXPECT_EQ(h.drain(Side::backend), "") << "nothing in plaintext after the 'S'";
+    h.session.on_backend_tls_established();
+    h.backend_login();
+    EXPECT_EQ(h.session.state(), Session::State::ready);
+  }
+  {
+    SCOPED_TRACE("'S' and more bytes: injected before any handshake");
+    Harness h(43);
+    h.settings.targets[0].sslmode = Target::SslMode::require;
+    h.host.backend_tls = true;
+    h.authenticate_client_and_connect({}, false);
+    h.drain(Side::backend);
+    h.deliver(Side::backend, {'S', 'R', 0, 0, 0, 8, 0, 0, 0, 0});
+    EXPECT_NE(last_client_error(h).find("unencrypted data"), std::string::npos);
+    EXPECT_TRUE(h.host.finished);
+    EXPECT_NE(h.session.state(), Session::State::ready);
+  }
+  {
+    SCOPED_TRACE("the handshake fails");
+    Harness h(44);
+    h.settings.targets[0].sslmode = Target::SslMode::verify_ca;
+    h.host.backend_tls = true;
+    h.authenticate_client_and_connect({}, false);
+    h.drain(Side::backend);
+    h.deliver(Side::backend, {'S'});
+    h.session.on_backend_tls_failed("certificate verify failed");
+    EXPECT_NE(last_client_error(h).find("TLS with the server failed"), std::string::npos);
+    EXPECT_TRUE(h.host.finished);
+  }
+}
 
 // --- statement policy ---------------------------------------------------------
 
