@@ -1,5 +1,9 @@
 #include "protocol/oidc.h"
 
+#include "core/https_get.h"
+#include "core/json.h"
+#include "core/small_file.h"
+
 #include <openssl/sha.h>
 
 #include <cstring>
@@ -86,6 +90,46 @@ void VerifiedTokens::remember(std::string_view token, Entry entry, int64_t now) 
 // ---------------------------------------------------------------------------
 // TokenAuthenticator
 // ---------------------------------------------------------------------------
+
+IssuerKeys::Fetch key_source(const OidcIssuer& issuer) {
+  return [issuer](std::string& document, std::string& error) {
+    if (!issuer.jwks_file.empty()) {
+      core::SmallFile file = core::read_small_file(issuer.jwks_file, jwt::kMaxJwksBytes);
+      if (file.status != core::SmallFile::Status::ok) {
+        error = "reading jwks_file " + issuer.jwks_file + ": " + file.problem;
+        return false;
+      }
+      document = std::move(file.content);
+      return true;
+    }
+    core::HttpsRequest request;
+    request.ca_file = issuer.ca_file;
+    request.max_body_bytes = jwt::kMaxJwksBytes;
+    request.url = issuer.jwks_uri;
+    if (request.url.empty()) {
+      std::string base = issuer.verify.issuer;
+      while (!base.empty() && base.back() == '/') base.pop_back();
+      request.url = base + "/.well-known/openid-configuration";
+      std::string discovery;
+      if (!core::https_get(request, discovery, error)) {
+        error = "discovery (" + request.url + "): " + error;
+        return false;
+      }
+      core::JsonDocument json(16);
+      const std::string_view jwks_uri = json.load_json(discovery) ? json.root()["jwks_uri"].text() : std::string_view();
+      if (jwks_uri.substr(0, 8) != "https://") {
+        error = "discovery (" + request.url + ") names no https:// jwks_uri";
+        return false;
+      }
+      request.url = std::string(jwks_uri);
+    }
+    if (!core::https_get(request, document, error)) {
+      error = "fetching " + request.url + ": " + error;
+      return false;
+    }
+    return true;
+  };
+}
 
 TokenLogin TokenAuthenticator::authenticate(std::string_view token, int64_t now) {
   TokenLogin login;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "protocol/jwt.h"
+#include "protocol/settings.h"
 
 namespace sluice::protocol::oidc {
 
@@ -70,6 +71,11 @@ class IssuerKeys {
   std::atomic<bool> refresh_wanted_{false};
   std::atomic<uint64_t> fetches_{0};
 };
+
+// How the fetcher reads an issuer's JWKS: its jwks_file, its jwks_uri over HTTPS, or
+// OIDC discovery (issuer + "/.well-known/openid-configuration", whose jwks_uri must be
+// https:// too). Every fetch is bounded in size and time (core/https_get.h).
+IssuerKeys::Fetch key_source(const OidcIssuer& issuer);
 
 // Tokens verified before, by SHA-256, until their expiry. One per shard (not
 // thread-safe); bounded: when full, expired entries go first, then arbitrary ones.

@@ -16,6 +16,7 @@ namespace {
 
 // PostgreSQL's limit on authentication messages (PG_MAX_AUTH_TOKEN_LENGTH).
 constexpr uint32_t kMaxAuthMessage = 65535;
+
 // Client messages that may arrive while sluice logs in to the target are held, up to this.
 constexpr size_t kMaxHeldClientBytes = 64 * 1024;
 // Login-phase messages from the backend (auth requests, errors, notices, parameters).
@@ -99,6 +100,12 @@ ErrorInfo fatal(const char* sqlstate, std::string message, std::string hint = {}
   return e;
 }
 
+// What a session whose token expired is closed with.
+ErrorInfo token_expired_error() {
+  return fatal("28000", "the token this session logged in with has expired",
+               "get a new token from your identity provider and reconnect");
+}
+
 }  // namespace
 
 struct Session::ClientSink {
@@ -133,12 +140,14 @@ Session::Session(const Settings& settings, SessionHost& host, const scram::Key& 
       to_client_(host.buffer_pool(), settings.gateway.send_queue_bytes),
       to_backend_(host.buffer_pool(), settings.gateway.send_queue_bytes) {
   deadline_.on_expire = [this] { on_deadline(); };
+  expiry_timer_.on_expire = [this] { on_token_expired(); };
   arm_deadline(settings_.gateway.handshake_timeout);
   audit_log_ = host.audit_log();
 }
 
 Session::~Session() {
   if (deadline_.armed()) host_.timers().disarm(deadline_);
+  if (expiry_timer_.armed()) host_.timers().disarm(expiry_timer_);
 }
 
 // ---------------------------------------------------------------------------
@@ -290,6 +299,9 @@ bool Session::handle_startup_packet(std::span<const uint8_t> body, bool more_byt
     return false;
   }
   gateway_user_ = settings_.find_user(user_);
+  if (gateway_user_ == nullptr && settings_.oidc.enabled() && host_.token_authenticator() != nullptr)
+    return start_token_login();
+  if (gateway_user_ != nullptr) groups_ = gateway_user_->groups;
   scram_server_ = std::make_unique<scram::ServerExchange>(gateway_user_ ? &gateway_user_->verifier : nullptr, user_,
                                                           mock_secret_);
   state_ = State::authenticating;
@@ -452,8 +464,71 @@ void Session::queue_for_backend(std::vector<uint8_t> message, uint64_t ticket) {
   }
 }
 
+bool Session::start_token_login() {
+  if (!client_tls_ && !(settings_.oidc.allow_cleartext_on_loopback && host_.client_on_loopback())) {
+    // Never ask for a token that would cross the network in the clear.
+    if (audit_log_) SessionAudit::auth_failed(*audit_log_, peer_, user_, database_, "token login without TLS", "oidc");
+    fail(fatal("28000", "sluice accepts tokens only over TLS; connect with sslmode=require (or verify-full)",
+               "\"" + user_ + "\" is not a gateway user, so sluice would ask for a token as the password"));
+    return false;
+  }
+  token_login_ = true;
+  state_ = State::authenticating;
+  send_to_client(authentication_cleartext_password());
+  host_.flush(Side::client);
+  return true;
+}
+
+bool Session::handle_token_password(std::span<const uint8_t> body) {
+  // PasswordMessage: the token, NUL-terminated. It is never logged or echoed.
+  if (body.empty() || body.back() != 0 || std::find(body.begin(), body.end() - 1, 0) != body.end() - 1) {
+    ++counters_.protocol_violations;
+    fail(fatal("08P01", "malformed password message"));
+    return false;
+  }
+  const std::string_view token(reinterpret_cast<const char*>(body.data()), body.size() - 1);
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const oidc::TokenLogin login = host_.token_authenticator()->authenticate(token, now);
+  std::string refusal;
+  if (!login.verdict.ok()) {
+    refusal = login.verdict.reason;
+  } else if (login.verdict.identity.name != user_ && settings_.oidc.user_must_match) {
+    refusal = "the token is for \"" + login.verdict.identity.name + "\", not for user \"" + user_ + "\"";
+  }
+  if (!refusal.empty()) {
+    ++counters_.auth_failures;
+    LOG_WARN("%s: token login as \"%s\" refused: %s", peer_.c_str(), user_.c_str(), refusal.c_str());
+    if (audit_log_) SessionAudit::auth_failed(*audit_log_, peer_, user_, database_, refusal, "oidc");
+    fail(fatal("28P01", "token authentication failed for user \"" + user_ + "\": " + refusal));
+    return false;
+  }
+  user_ = login.verdict.identity.name;
+  groups_ = login.verdict.identity.groups;
+  token_expires_at_ = login.verdict.identity.expires_at;
+  LOG_DEBUG("%s: token of issuer \"%s\" accepted for \"%s\"%s", peer_.c_str(), login.issuer.c_str(), user_.c_str(),
+            login.cached ? " (cached)" : "");
+  client_authenticated();  // AuthenticationOk follows once the target is logged in to
+  if (state_ == State::closing || token_expires_at_ == 0) return state_ != State::closing;
+  const int64_t seconds_left = std::max<int64_t>(token_expires_at_ - now, 0);
+  host_.timers().arm(expiry_timer_, static_cast<uint64_t>(seconds_left) * 1000);
+  return true;
+}
+
+void Session::on_token_expired() {
+  if (state_ == State::closing) return;
+  token_expired_ = true;
+  LOG_INFO("%s: the token of \"%s\" expired; closing the session", peer_.c_str(), user_.c_str());
+  if (end_reason_.empty()) end_reason_ = "token expired";
+  if (idle() || !settings_.oidc.finish_transaction_at_expiry || state_ != State::ready) {
+    if (idle()) end_idle_session(token_expired_error());
+    else fail(token_expired_error());
+  }
+  // finish-transaction: closed by maybe_close_for_shutdown at the next idle ReadyForQuery.
+}
+
 bool Session::handle_client_auth_message(uint8_t type, std::span<const uint8_t> body) {
   (void)type;  // only 'p' reaches here
+  if (token_login_) return handle_token_password(body);
   std::string output;
   scram::Step step;
   if (client_auth_step_ == 0) {
@@ -506,34 +581,34 @@ void Session::client_authenticated() {
   scram_server_.reset();
   target_ = settings_.find_target(database_);
   if (target_ == nullptr) {
-    if (audit_log_) SessionAudit::auth_failed(*audit_log_, peer_, user_, database_, "no such target");
+    if (audit_log_)
+      SessionAudit::auth_failed(*audit_log_, peer_, user_, database_, "no such target", token_login_ ? "oidc" : "scram-sha-256");
     fail(fatal("3D000", "database \"" + database_ + "\" does not exist",
                "sluice has no target of that name; connect with dbname set to one of the gateway's targets"));
     return;
   }
   if (StatementGateFactory* gates = host_.statement_gates()) {
-    static const std::vector<std::string> kNoGroups;
     ErrorInfo refusal;
-    gate_ = gates->open(user_, gateway_user_ ? gateway_user_->groups : kNoGroups, *target_, refusal);
+    gate_ = gates->open(user_, groups_, *target_, refusal);
     if (!gate_) {
       LOG_WARN("%s: user \"%s\" refused on target \"%s\": %s", peer_.c_str(), user_.c_str(), target_->name.c_str(),
                refusal.message.c_str());
-      if (audit_log_) SessionAudit::auth_failed(*audit_log_, peer_, user_, database_, refusal.message);
+      if (audit_log_)
+        SessionAudit::auth_failed(*audit_log_, peer_, user_, database_, refusal.message,
+                                  token_login_ ? "oidc" : "scram-sha-256");
       fail(refusal);
       return;
     }
   }
   ResultFilterFactory* filters = host_.result_filters();
   if (filters != nullptr) {
-    static const std::vector<std::string> kNoGroups;
-    filter_ = filters->open(user_, gateway_user_ ? gateway_user_->groups : kNoGroups, *target_);
+    filter_ = filters->open(user_, groups_, *target_);
   }
   if (audit_log_) {
-    static const std::vector<std::string> kNoGroups;
     audit_ = std::make_unique<SessionAudit>(*audit_log_, peer_);
     audit_->set_parameter_masker(filter_.get());
-    audit_->session_started(user_, gateway_user_ ? gateway_user_->groups : kNoGroups, target_->name, client_tls_,
-                            /*clear_text=*/filters != nullptr && !filter_);
+    audit_->session_started(user_, groups_, target_->name, client_tls_,
+                            /*clear_text=*/filters != nullptr && !filter_, token_login_ ? "oidc" : "scram-sha-256");
   }
   LOG_DEBUG("%s: user \"%s\" authenticated; connecting to target \"%s\"", peer_.c_str(), user_.c_str(),
             target_->name.c_str());
@@ -701,7 +776,7 @@ bool Session::backend_message(uint8_t type, std::span<const uint8_t> body) {
     if (!refusals_.empty()) forget_finished_refusals();
     if (audit_) audit_->on_ready_for_query();
     if (idle()) {
-      if (shutting_down_) {
+      if (shutting_down_ || token_expired_) {
         maybe_close_for_shutdown();
         return false;
       }
@@ -1021,7 +1096,7 @@ void Session::backend_ready(char status) {
     }
     std::vector<uint8_t>().swap(held_client_bytes_);
   }
-  if (shutting_down_) {
+  if (shutting_down_ || token_expired_) {
     maybe_close_for_shutdown();
   } else {
     arm_idle_deadline();  // idle from the first moment
@@ -1122,6 +1197,10 @@ void Session::begin_shutdown() {
 
 void Session::maybe_close_for_shutdown() {
   if (!idle()) return;
+  if (token_expired_) {
+    end_idle_session(token_expired_error());
+    return;
+  }
   end_idle_session(fatal("57P01", "terminating connection because the gateway is shutting down",
                          "reconnect: another sluice instance or the restarted gateway will serve you"));
 }

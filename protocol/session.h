@@ -17,6 +17,7 @@
 #include "core/out_queue.h"
 #include "core/timer_wheel.h"
 #include "protocol/frame_reader.h"
+#include "protocol/oidc.h"
 #include "protocol/result_filter.h"
 #include "protocol/scram.h"
 #include "protocol/session_audit.h"
@@ -71,6 +72,11 @@ class SessionHost {
   // (with the target's sslmode checks) and report through on_backend_tls_established()
   // or on_backend_tls_failed(). False: TLS toward targets is unavailable here.
   virtual bool start_backend_tls(const Target&) { return false; }
+  // Token (OIDC) logins: this shard's verifier; nullptr when no issuer is configured.
+  virtual oidc::TokenAuthenticator* token_authenticator() { return nullptr; }
+  // The client came in on a loopback listener (token logins may then skip TLS when
+  // [oidc] allow_cleartext_on_loopback says so).
+  virtual bool client_on_loopback() const { return false; }
 };
 
 struct SessionCounters {
@@ -155,6 +161,10 @@ class Session {
   void handle_startup_bytes(core::Chunk& chunk);
   bool handle_startup_packet(std::span<const uint8_t> body, bool more_bytes_follow);
   bool handle_client_auth_message(uint8_t type, std::span<const uint8_t> body);
+  // A client that is not a gateway user: asks for its token as a cleartext password.
+  bool start_token_login();
+  bool handle_token_password(std::span<const uint8_t> body);
+  void on_token_expired();
   void client_authenticated();
   void send_backend_startup();
   // The one-byte answer to our SSLRequest (and anything after it, which must be nothing).
@@ -232,6 +242,13 @@ class Session {
   std::string database_;
   std::vector<std::pair<std::string, std::string>> forwarded_parameters_;
   const GatewayUser* gateway_user_ = nullptr;
+  // Who the client is once authenticated: its groups (from [[user]] or the token) and,
+  // for a token login, when the token expires (Unix seconds; 0: never).
+  std::vector<std::string> groups_;
+  bool token_login_ = false;
+  int64_t token_expires_at_ = 0;
+  bool token_expired_ = false;  // closing once the running transaction ends
+  core::TimerNode expiry_timer_;
   const Target* target_ = nullptr;
   std::unique_ptr<scram::ServerExchange> scram_server_;
   std::unique_ptr<scram::ClientExchange> scram_client_;

@@ -61,20 +61,20 @@ void write_param(audit::JsonWriter& writer, std::span<const uint8_t> value, bool
 }  // namespace
 
 void SessionAudit::auth_failed(audit::ShardLog& log, std::string_view client, std::string_view user,
-                               std::string_view target, std::string_view reason) {
+                               std::string_view target, std::string_view reason, std::string_view auth) {
   std::string body;
   audit::begin_body(body, "auth_failure", audit::now_unix_micros())
       .string("client", client)
       .string("user", user)
       .string("target", target)
-      .string("auth", "scram-sha-256")
+      .string("auth", auth)
       .string("reason", reason);
   audit::finish_body(body);
   log.append(std::move(body));
 }
 
 void SessionAudit::session_started(std::string_view user, const std::vector<std::string>& groups,
-                                   std::string_view target, bool tls, bool clear_text) {
+                                   std::string_view target, bool tls, bool clear_text, std::string_view auth) {
   session_id_ = random_session_id();
   started_us_ = audit::now_unix_micros();
   std::string body;
@@ -83,7 +83,7 @@ void SessionAudit::session_started(std::string_view user, const std::vector<std:
       .string("client", client_)
       .string("user", user)
       .strings("groups", groups)
-      .string("auth", "scram-sha-256")
+      .string("auth", auth)
       .string("target", target)
       .boolean("tls", tls);
   if (clear_text) writer.boolean("clear_text", true);

@@ -28,13 +28,14 @@ class SessionAudit {
   SessionAudit(audit::ShardLog& log, std::string client) : log_(log), client_(std::move(client)) {}
 
   // A failed login (nothing of the secret is recorded).
+  // `auth`: "scram-sha-256" or "oidc". `reason` never holds the secret.
   static void auth_failed(audit::ShardLog& log, std::string_view client, std::string_view user, std::string_view target,
-                          std::string_view reason);
+                          std::string_view reason, std::string_view auth = "scram-sha-256");
 
   // clear_text: results of this session are not masked (masking is off, or one of the
   // identity's groups is exempt); recorded so break-glass access is visible.
   void session_started(std::string_view user, const std::vector<std::string>& groups, std::string_view target,
-                       bool tls, bool clear_text = false);
+                       bool tls, bool clear_text = false, std::string_view auth = "scram-sha-256");
   void session_ended(std::string_view reason);
 
   // A client message about to be forwarded (or, for a refused statement, replaced):

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "protocol/jwt.h"
 #include "protocol/scram.h"
 
 namespace sluice::protocol {
@@ -100,9 +101,35 @@ struct GatewayUser {
   std::vector<std::string> groups;
 };
 
+// One identity provider whose tokens clients may send as their password.
+struct OidcIssuer {
+  jwt::IssuerSettings verify;  // issuer, audience, algorithms, claims, lifetime, leeway
+  // Where its keys come from: a local JWKS file, an HTTPS jwks_uri, or else OIDC
+  // discovery (issuer + "/.well-known/openid-configuration", then its jwks_uri).
+  std::string jwks_file;
+  std::string jwks_uri;
+  std::string ca_file;  // trust for the HTTPS fetches; "" = the system's CA store
+  int64_t refresh_seconds = 3600;  // fetch again when the keys are this old
+  int64_t cooldown_seconds = 30;   // at most one fetch per cooldown for unknown kids
+};
+
+// Token logins. A client whose user name is not a [[user]] is asked for a password
+// (only over TLS, or on a loopback listener when allowed), which must be a token of
+// one of the issuers.
+struct OidcSettings {
+  std::vector<OidcIssuer> issuers;
+  bool allow_cleartext_on_loopback = false;
+  // The startup user must equal the token's identity (true), or is replaced by it.
+  bool user_must_match = true;
+  // At the token's exp: close the session at once (false), or when its transaction ends.
+  bool finish_transaction_at_expiry = false;
+  bool enabled() const { return !issuers.empty(); }
+};
+
 struct Settings {
   GatewaySettings gateway;
   TlsSettings tls;
+  OidcSettings oidc;
   std::vector<Target> targets;
   std::vector<GatewayUser> users;
 

@@ -137,6 +137,7 @@ std::vector<uint8_t> authentication(int32_t code, std::string_view data) {
 std::vector<uint8_t> error_response(const ErrorInfo& error) { return error_like('E', error); }
 std::vector<uint8_t> notice_response(const ErrorInfo& notice) { return error_like('N', notice); }
 std::vector<uint8_t> authentication_ok() { return authentication(0, {}); }
+std::vector<uint8_t> authentication_cleartext_password() { return authentication(3, {}); }
 
 std::vector<uint8_t> authentication_sasl(std::string_view mechanism) {
   return MessageBuilder('R').int32(10).cstring(mechanism).byte(0).finish();

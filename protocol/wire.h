@@ -88,6 +88,7 @@ struct ErrorInfo {
 std::vector<uint8_t> error_response(const ErrorInfo& error);
 std::vector<uint8_t> notice_response(const ErrorInfo& notice);
 std::vector<uint8_t> authentication_ok();
+std::vector<uint8_t> authentication_cleartext_password();
 std::vector<uint8_t> authentication_sasl(std::string_view mechanism);
 std::vector<uint8_t> authentication_sasl_continue(std::string_view data);
 std::vector<uint8_t> authentication_sasl_final(std::string_view data);

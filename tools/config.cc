@@ -27,6 +27,7 @@
 #include "core/small_file.h"
 #include "core/toml.h"
 #include "policy/config.h"
+#include "protocol/jwt.h"
 #include "protocol/scram.h"
 
 namespace sluice::tools {
@@ -44,6 +45,7 @@ using core::kKiB;
 using core::kMiB;
 using core::quote;
 using core::quote_key;
+namespace jwt = protocol::jwt;
 
 constexpr int64_t kSecond = 1000;
 constexpr int64_t kMinute = 60 * kSecond;
@@ -173,11 +175,13 @@ constexpr Section kTarget{"target", "[[target]]"};
 constexpr Section kUser{"user", "[[user]]"};
 constexpr Section kAudit{"audit", "[audit]"};
 constexpr Section kTls{"tls", "[tls]"};
+constexpr Section kOidc{"oidc", "[oidc]"};
+constexpr Section kOidcIssuer{"oidc.issuer", "[[oidc.issuer]]"};
 constexpr Section kAuditSink{"audit.sink", "[audit.sink]"};
 
 // "policy" and "groups" are policy::kPolicyTopLevelKeys, loaded by policy/config;
 // "mask" is mask::kMaskTopLevelKeys, loaded by mask/config.
-constexpr std::string_view kTopLevelKeys[] = {"gateway", "tls", "target", "user", "audit", "policy", "groups", "mask"};
+constexpr std::string_view kTopLevelKeys[] = {"gateway", "tls", "oidc", "target", "user", "audit", "policy", "groups", "mask"};
 constexpr std::string_view kAuditKeys[] = {"enabled",     "directory",   "mode",      "segment_size",    "segment_age",
                                            "retain_age",  "retain_size", "ring_size", "max_param_bytes", "async_flush",
                                            "sink"};
@@ -201,6 +205,10 @@ constexpr std::string_view kGatewayKeys[] = {"listen",
                                              "log_level",
                                              "require_tls"};
 constexpr std::string_view kTlsKeys[] = {"cert_file", "key_file", "min_version"};
+constexpr std::string_view kOidcKeys[] = {"issuer", "allow_cleartext_on_loopback", "user_must_match", "at_expiry"};
+constexpr std::string_view kOidcIssuerKeys[] = {"issuer",         "audience",     "jwks_file",          "jwks_uri",
+                                                "ca_file",        "algorithms",   "identity_claim",     "groups_claim",
+                                                "max_token_lifetime", "clock_leeway", "refresh",        "refresh_cooldown"};
 constexpr std::string_view kTargetKeys[] = {"name", "host",          "port",         "database",
                                             "user", "password_file", "password_env", "search_path",
                                             "sslmode", "sslrootcert", "sslcert", "sslkey"};
@@ -244,6 +252,7 @@ class Loader : private core::ValueChecker {
     const Value* users = nullptr;
     const Value* audit = nullptr;
     const Value* tls = nullptr;
+    const Value* oidc = nullptr;
     for (const auto& [key, value] : root.entries) {
       if (key == "gateway") {
         if (value.type == Type::table)
@@ -253,6 +262,11 @@ class Loader : private core::ValueChecker {
         else
           error(value.line, "'gateway' must be a table: write a [gateway] section, not " +
                                 std::string(core::toml::type_name(value.type)));
+      } else if (key == "oidc") {
+        if (value.type == Type::table)
+          oidc = &value;
+        else
+          error(value.line, "'oidc' must be an [oidc] section, not " + std::string(core::toml::type_name(value.type)));
       } else if (key == "tls") {
         if (value.type == Type::table)
           tls = &value;
@@ -281,6 +295,7 @@ class Loader : private core::ValueChecker {
     load_gateway(gateway);
     if (tls != nullptr) load_tls(*tls);
     decide_listener_tls();
+    if (oidc != nullptr) load_oidc(*oidc);
     if (targets == nullptr || targets->array.empty()) {
       error(0, "no [[target]] is defined: at least one is required");
     } else {
@@ -349,6 +364,109 @@ class Loader : private core::ValueChecker {
                   ") but no [tls] cert_file and key_file are configured: add them, or set require_tls = false in "
                   "[gateway] to accept plaintext logins (passwords and tokens would cross the network in the clear)");
     }
+  }
+
+  // --- [oidc] and [[oidc.issuer]] ---------------------------------------------------------
+
+  void load_oidc(const Value& table) {
+    protocol::OidcSettings& o = result_.settings.oidc;
+    check_keys(table, kOidc, kOidcKeys);
+    if (const Value* v = get(table, "allow_cleartext_on_loopback", Type::boolean, kOidc))
+      o.allow_cleartext_on_loopback = v->boolean;
+    if (const Value* v = get(table, "user_must_match", Type::boolean, kOidc)) o.user_must_match = v->boolean;
+    if (const Value* v = get(table, "at_expiry", Type::string, kOidc)) {
+      if (v->string == "close" || v->string == "finish-transaction")
+        o.finish_transaction_at_expiry = v->string == "finish-transaction";
+      else
+        error(v->line, where("at_expiry", kOidc) + " must be \"close\" or \"finish-transaction\", not " + quote(v->string));
+    }
+    const Value* issuers = table.find("issuer");
+    if (issuers == nullptr || issuers->type != Type::array || !issuers->defined_by_header || issuers->array.empty()) {
+      error(issuers != nullptr ? issuers->line : table.line,
+            "[oidc] needs at least one [[oidc.issuer]] section (the identity providers whose tokens are accepted)");
+      return;
+    }
+    for (const auto& issuer : issuers->array) load_oidc_issuer(issuer);
+  }
+
+  static bool is_https_url(std::string_view text) { return text.size() > 8 && text.substr(0, 8) == "https://"; }
+
+  void load_oidc_issuer(const Value& table) {
+    const Section& s = kOidcIssuer;
+    check_keys(table, s, kOidcIssuerKeys);
+    protocol::OidcIssuer issuer;
+    jwt::IssuerSettings& v = issuer.verify;
+    bool valid = true;
+    auto text = [&](std::string_view key, std::string& out) {
+      if (const Value* value = get(table, key, Type::string, s)) {
+        if (value->string.empty() || value->string.size() > 2048 || has_control_character(value->string)) {
+          error(value->line, where(key, s) + " must be 1 to 2048 characters without control characters");
+          valid = false;
+        } else {
+          out = value->string;
+        }
+        return value;
+      }
+      return static_cast<const Value*>(nullptr);
+    };
+    const Value* name = require(table, "issuer", Type::string, s);
+    if (name != nullptr) text("issuer", v.issuer);
+    if (require(table, "audience", Type::string, s) != nullptr) text("audience", v.audience);
+    valid = valid && name != nullptr && !v.audience.empty();
+    const Value* file = text("jwks_file", issuer.jwks_file);
+    const Value* uri = text("jwks_uri", issuer.jwks_uri);
+    if (file != nullptr) issuer.jwks_file = resolve_path(issuer.jwks_file);
+    if (text("ca_file", issuer.ca_file) != nullptr) issuer.ca_file = resolve_path(issuer.ca_file);
+    if (file != nullptr && uri != nullptr) {
+      error(uri->line, "jwks_file and jwks_uri in [[oidc.issuer]] exclude each other: keys come from one place");
+      valid = false;
+    } else if (uri != nullptr && !is_https_url(issuer.jwks_uri)) {
+      error(uri->line, where("jwks_uri", s) + " must be an https:// URL: keys fetched in the clear could be forged");
+      valid = false;
+    } else if (file == nullptr && uri == nullptr && name != nullptr && !is_https_url(v.issuer)) {
+      error(name->line, "issuer " + quote(v.issuer) +
+                            " is not an https:// URL, so its keys cannot be discovered: set jwks_file or jwks_uri");
+      valid = false;
+    }
+    if (const Value* algorithms = table.find("algorithms")) {
+      v.algorithms.clear();
+      if (algorithms->type != Type::array || algorithms->array.empty()) {
+        error(algorithms->line, where("algorithms", s) + " must be a non-empty array, e.g. [\"RS256\", \"ES256\"]");
+        valid = false;
+      } else {
+        for (const auto& element : algorithms->array) {
+          const auto algorithm = element.type == Type::string ? jwt::algorithm_from_name(element.string) : std::nullopt;
+          if (!algorithm) {
+            error(element.line, where("algorithms", s) + ": " +
+                                    (element.type == Type::string ? quote(element.string) : std::string("a non-string")) +
+                                    " is not accepted: use RS256, PS256, ES256 or EdDSA (symmetric algorithms and "
+                                    "\"none\" never are)");
+            valid = false;
+          } else if (std::find(v.algorithms.begin(), v.algorithms.end(), *algorithm) == v.algorithms.end()) {
+            v.algorithms.push_back(*algorithm);
+          }
+        }
+      }
+    }
+    text("identity_claim", v.identity_claim);
+    if (const Value* groups = get(table, "groups_claim", Type::string, s)) v.groups_claim = groups->string;
+    milliseconds lifetime{v.max_lifetime_seconds * 1000}, leeway{v.leeway_seconds * 1000};
+    milliseconds refresh{issuer.refresh_seconds * 1000}, cooldown{issuer.cooldown_seconds * 1000};
+    valid = duration(table, "max_token_lifetime", kMinute, 30 * kDay, false, s, lifetime) && valid;
+    valid = duration(table, "clock_leeway", 0, 10 * kMinute, false, s, leeway) && valid;
+    valid = duration(table, "refresh", kMinute, 7 * kDay, false, s, refresh) && valid;
+    valid = duration(table, "refresh_cooldown", kSecond, kHour, false, s, cooldown) && valid;
+    v.max_lifetime_seconds = lifetime.count() / 1000;
+    v.leeway_seconds = leeway.count() / 1000;
+    issuer.refresh_seconds = refresh.count() / 1000;
+    issuer.cooldown_seconds = cooldown.count() / 1000;
+    for (const auto& other : result_.settings.oidc.issuers) {
+      if (name != nullptr && other.verify.issuer == v.issuer) {
+        error(name->line, "issuer " + quote(v.issuer) + " is configured twice in [[oidc.issuer]]");
+        valid = false;
+      }
+    }
+    if (valid) result_.settings.oidc.issuers.push_back(std::move(issuer));
   }
 
   // --- [audit] -----------------------------------------------------------------------

@@ -196,6 +196,8 @@ struct Shard::Connection final : protocol::SessionHost {
   }
   bool client_tls_required() const override { return shard.settings_.gateway.listen[listener].require_tls; }
   bool start_backend_tls(const protocol::Target& target) override { return shard.start_backend_tls(*this, target); }
+  protocol::oidc::TokenAuthenticator* token_authenticator() override { return shard.tokens_.get(); }
+  bool client_on_loopback() const override { return shard.settings_.gateway.listen[listener].loopback; }
   void wait_for_audit() override {
     if (waiting_for_audit) return;
     waiting_for_audit = true;
@@ -237,6 +239,7 @@ bool Shard::init(std::string& problem) {
   install_masking_if_changed();
   install_tls_if_changed();
   tls_plaintext_.resize(16 * 1024);
+  if (!shared_.issuers.empty()) tokens_ = std::make_unique<protocol::oidc::TokenAuthenticator>(shared_.issuers);
   tls_record_.reserve(32 * 1024);
   core::Reactor::Options options;
   options.buffer_size = settings_.gateway.recv_buffer_bytes;

@@ -19,6 +19,7 @@
 #include "audit/writer.h"
 #include "mask/filter.h"
 #include "policy/gate.h"
+#include "protocol/oidc.h"
 #include "protocol/scram.h"
 #include "protocol/session.h"
 #include "protocol/settings.h"
@@ -70,6 +71,9 @@ struct GatewayShared {
   // Per target (same index as settings->targets): the client context for TLS toward
   // it; null when its sslmode is disable.
   std::vector<std::shared_ptr<const core::tls::Context>> backend_tls;
+  // Token logins: each [[oidc.issuer]]'s keys, kept current by sluiced's fetcher thread
+  // (empty when OIDC is off). Each shard verifies with its own TokenAuthenticator.
+  std::vector<std::shared_ptr<protocol::oidc::IssuerKeys>> issuers;
   // Which columns the column rules mask, per target (kept current by its own thread).
   mask::Catalog* catalog = nullptr;
 
@@ -177,6 +181,7 @@ class Shard {
   std::unique_ptr<mask::ShardMasking> masking_;  // this shard's scanner; null until installed
   uint64_t masking_version_ = 0;                 // of the masking masking_ holds
   std::shared_ptr<const core::tls::Context> tls_context_;  // null: TLS not offered
+  std::unique_ptr<protocol::oidc::TokenAuthenticator> tokens_;  // null: no token logins
   uint64_t tls_version_ = 0;
   std::vector<uint8_t> tls_plaintext_;  // decrypted bytes, handed to the session at once
   std::vector<uint8_t> tls_record_;     // small queued segments gathered into one record

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -259,6 +260,16 @@ int main(int argc, char** argv) {
     }
     shared.backend_tls.push_back(std::move(context));
   }
+  // Token logins: each issuer's keys, fetched off the connection path by one thread.
+  for (const auto& issuer : settings.oidc.issuers) {
+    sluice::protocol::oidc::FetchTiming timing;
+    timing.max_age_seconds = issuer.refresh_seconds;
+    timing.cooldown_seconds = issuer.cooldown_seconds;
+    shared.issuers.push_back(std::make_shared<sluice::protocol::oidc::IssuerKeys>(issuer.verify, timing));
+  }
+  if (!shared.issuers.empty())
+    LOG_INFO("token logins: %zu issuer(s); tokens are asked for only over TLS%s", shared.issuers.size(),
+             settings.oidc.allow_cleartext_on_loopback ? " or on loopback listeners" : "");
   for (const auto& listener : settings.gateway.listen)
     if (!listener.require_tls && !listener.loopback)
       LOG_WARN("listener %s accepts plaintext logins from the network: passwords and tokens cross it in the clear",
@@ -364,6 +375,28 @@ int main(int argc, char** argv) {
     audit_sink->start();
   }
 
+  // The key fetcher: every issuer's keys when due (age, an unknown kid after the
+  // cooldown, a retry after a failure), never on a connection's path.
+  std::atomic<bool> fetcher_stop{false};
+  std::thread fetcher;
+  if (!shared.issuers.empty()) {
+    fetcher = std::thread([&] {
+      std::vector<sluice::protocol::oidc::IssuerKeys::Fetch> sources;
+      for (const auto& issuer : settings.oidc.issuers) sources.push_back(sluice::protocol::oidc::key_source(issuer));
+      while (!fetcher_stop.load()) {
+        timespec now{};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        for (size_t i = 0; i < shared.issuers.size(); ++i) {
+          std::string line;
+          if (!shared.issuers[i]->refresh_if_due(now.tv_sec, sources[i], line)) continue;
+          if (line.find("cannot read") != std::string::npos) LOG_WARN("%s", line.c_str());
+          else LOG_INFO("%s", line.c_str());
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    });
+  }
+
   int stops = 0;
   while (finished.load() < shard_count) {
     timespec timeout{0, 100'000'000};
@@ -381,6 +414,8 @@ int main(int argc, char** argv) {
     }
   }
   for (auto& t : threads) t.join();
+  fetcher_stop = true;
+  if (fetcher.joinable()) fetcher.join();
   if (audit_writer) audit_writer->stop("shutdown");
   if (audit_sink) audit_sink->stop();
   LOG_INFO("stopped");

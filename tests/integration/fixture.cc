@@ -864,6 +864,7 @@ std::string Sluiced::render_config() const {
   }
   c << "\n[audit]\ndirectory = " << toml_string(audit_dir()) << "\n" << options_.audit_toml << "\n";
   if (!options_.mask_toml.empty()) c << "\n" << options_.mask_toml << "\n";
+  if (!options_.extra_toml.empty()) c << "\n" << options_.extra_toml << "\n";
   if (!options_.policy_toml.empty()) {
     c << "\n" << options_.policy_toml << "\n";
     return c.str();

@@ -234,6 +234,8 @@ struct SluicedOptions {
   // [gateway] require_tls: "true" or "false"; empty: not written (the listener is on
   // loopback, so TLS is then optional).
   std::string require_tls{};
+  // Any other sections ([oidc], [[oidc.issuer]]...), written as is.
+  std::string extra_toml{};
 };
 
 // app -> sluice_app (SCRAM), app_md5 -> md5_user (md5), app_plain -> plain_user (password).

@@ -432,6 +432,44 @@ TEST(Config, TargetSslmodes) {
   EXPECT_DIAGNOSTIC(half, "sluice.toml:1: error: sslcert and sslkey in [[target]] go together: give both or neither");
 }
 
+TEST(Config, OidcIssuers) {
+  ScopedEnv env(kPasswordVariable, "pw");
+  auto good = load(with_gateway("") +
+                       "[oidc]\nuser_must_match = false\nat_expiry = \"finish-transaction\"\n"
+                       "[[oidc.issuer]]\nissuer = \"https://token.actions.githubusercontent.com\"\naudience = \"sluice\"\n"
+                       "algorithms = [\"RS256\"]\ngroups_claim = \"repository_owner\"\nidentity_claim = \"repository\"\n"
+                       "max_token_lifetime = \"1h\"\nclock_leeway = \"30s\"\n"
+                       "[[oidc.issuer]]\nissuer = \"internal\"\naudience = \"db\"\njwks_file = \"keys/jwks.json\"\n",
+                   "/etc/sluice");
+  ASSERT_TRUE(good.ok()) << report(good);
+  const auto& o = good.settings.oidc;
+  ASSERT_EQ(o.issuers.size(), 2u);
+  EXPECT_FALSE(o.user_must_match);
+  EXPECT_TRUE(o.finish_transaction_at_expiry);
+  EXPECT_EQ(o.issuers[0].verify.algorithms, std::vector<protocol::jwt::Algorithm>{protocol::jwt::Algorithm::rs256});
+  EXPECT_EQ(o.issuers[0].verify.identity_claim, "repository");
+  EXPECT_EQ(o.issuers[0].verify.groups_claim, "repository_owner");
+  EXPECT_EQ(o.issuers[0].verify.max_lifetime_seconds, 3600);
+  EXPECT_EQ(o.issuers[0].verify.leeway_seconds, 30);
+  EXPECT_EQ(o.issuers[1].jwks_file, "/etc/sluice/keys/jwks.json");
+
+  auto bad = load(with_gateway("") +
+                  "[oidc]\n"                                                         // line 14
+                  "[[oidc.issuer]]\nissuer = \"http://idp.example\"\naudience = \"x\"\n"  // 15-17
+                  "[[oidc.issuer]]\nissuer = \"https://a.example\"\naudience = \"x\"\n"   // 18-20
+                  "algorithms = [\"HS256\", \"none\"]\njwks_uri = \"http://a.example/jwks\"\n"  // 21-22
+                  "[[oidc.issuer]]\nissuer = \"https://b.example\"\n");           // 23-24
+  EXPECT_DIAGNOSTIC(bad, "sluice.toml:16: error: issuer 'http://idp.example' is not an https:// URL, so its keys cannot "
+                         "be discovered");
+  EXPECT_DIAGNOSTIC(bad, "sluice.toml:21: error: 'algorithms' in [[oidc.issuer]]: 'HS256' is not accepted");
+  EXPECT_DIAGNOSTIC(bad, "sluice.toml:21: error: 'algorithms' in [[oidc.issuer]]: 'none' is not accepted");
+  EXPECT_DIAGNOSTIC(bad, "sluice.toml:22: error: 'jwks_uri' in [[oidc.issuer]] must be an https:// URL");
+  EXPECT_DIAGNOSTIC(bad, "sluice.toml:23: error: missing required key 'audience' in [[oidc.issuer]]");
+
+  auto empty = load(with_gateway("") + "[oidc]\nuser_must_match = true\n");
+  EXPECT_DIAGNOSTIC(empty, "sluice.toml:14: error: [oidc] needs at least one [[oidc.issuer]] section");
+}
+
 TEST(Config, BadTargetHostsAndPorts) {
   ScopedEnv env(kPasswordVariable, "pw");
   std::string user = minimal_user();

@@ -10,6 +10,7 @@
 
 #include "policy/gate.h"
 #include "protocol/session.h"
+#include "tests/test_jwt.h"
 
 namespace sluice::protocol {
 namespace {
@@ -96,6 +97,8 @@ class FakeHost final : public SessionHost {
     return offer_tls;
   }
   bool client_tls_required() const override { return require_tls; }
+  oidc::TokenAuthenticator* token_authenticator() override { return tokens; }
+  bool client_on_loopback() const override { return loopback; }
   bool start_backend_tls(const Target&) override {
     if (backend_tls) ++backend_tls_started;
     return backend_tls;
@@ -106,6 +109,8 @@ class FakeHost final : public SessionHost {
   bool require_tls = false;  // the listener refuses plaintext logins
   int tls_started = 0;
   bool backend_tls = false;  // TLS toward targets is available
+  oidc::TokenAuthenticator* tokens = nullptr;  // token logins, when a test sets them up
+  bool loopback = false;
   int backend_tls_started = 0;
   std::mt19937 rng;
   HeapPool pool;
@@ -773,6 +778,156 @@ TEST(Session, BackendTlsFollowsTheTargetsSslmode) {
     EXPECT_NE(last_client_error(h).find("TLS with the server failed"), std::string::npos);
     EXPECT_TRUE(h.host.finished);
   }
+}
+
+// --- token logins ------------------------------------------------------------------
+
+// One issuer ("https://idp.test", audience "sluice") whose keys are already read.
+struct TokenIssuer {
+  test_jwt::TestKey key = test_jwt::TestKey::make(jwt::Algorithm::es256, "k1");
+  std::unique_ptr<oidc::TokenAuthenticator> authenticator;
+  TokenIssuer() {
+    jwt::IssuerSettings settings;
+    settings.issuer = "https://idp.test";
+    settings.audience = "sluice";
+    auto keys = std::make_shared<oidc::IssuerKeys>(settings, oidc::FetchTiming{});
+    std::string line;
+    const std::string jwks = "{\"keys\":[" + key.jwk() + "]}";
+    keys->refresh_if_due(0, [&](std::string& document, std::string&) { document = jwks; return true; }, line);
+    authenticator = std::make_unique<oidc::TokenAuthenticator>(std::vector<std::shared_ptr<oidc::IssuerKeys>>{keys});
+  }
+  std::string token(const std::string& sub, int64_t seconds_left, const std::string& groups = "[\"agents\"]") {
+    const int64_t now = static_cast<int64_t>(std::time(nullptr));
+    return key.token("{\"iss\":\"https://idp.test\",\"aud\":\"sluice\",\"sub\":\"" + sub + "\",\"groups\":" + groups +
+                     ",\"iat\":" + std::to_string(now - 1) + ",\"exp\":" + std::to_string(now + seconds_left) + "}");
+  }
+};
+
+std::vector<uint8_t> password_message(const std::string& password) {
+  return MessageBuilder('p').cstring(password).finish();
+}
+
+// Sends the StartupMessage as `user` and answers the cleartext request with `token`.
+// Returns the messages the client got after the StartupMessage.
+std::vector<Message> token_login(Harness& h, const std::string& user, const std::string& token) {
+  h.deliver(Side::client, startup({{"user", user}, {"database", "app"}}));
+  auto asked = split_messages(h.drain(Side::client));
+  if (asked.size() != 1 || asked[0].type != 'R' || asked[0].body.size() != 4 || asked[0].body[3] != 3) return asked;
+  h.deliver(Side::client, password_message(token));
+  return split_messages(h.drain(Side::client));
+}
+
+TEST(SessionTokens, ATokenIsAskedForOnlyOverTlsOrAnAllowedLoopback) {
+  TokenIssuer issuer;
+  Harness plain(60);
+  plain.settings.oidc.issuers.emplace_back();
+  plain.host.tokens = issuer.authenticator.get();
+  auto refused = token_login(plain, "ci-bot", issuer.token("ci-bot", 600));
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(error_code(refused[0]), "28000") << "refused before any password request";
+  EXPECT_TRUE(plain.host.finished);
+
+  Harness loopback(61);
+  loopback.settings.oidc.issuers.emplace_back();
+  loopback.settings.oidc.allow_cleartext_on_loopback = true;
+  loopback.host.loopback = true;
+  loopback.host.tokens = issuer.authenticator.get();
+  token_login(loopback, "ci-bot", issuer.token("ci-bot", 600));
+  EXPECT_EQ(loopback.host.connect_requested, "app");
+  EXPECT_EQ(loopback.session.user(), "ci-bot");
+
+  Harness tls(62);
+  tls.settings.oidc.issuers.emplace_back();
+  tls.host.tokens = issuer.authenticator.get();
+  tls.session.on_client_tls_established(false, "");
+  token_login(tls, "ci-bot", issuer.token("ci-bot", 600));
+  EXPECT_EQ(tls.host.connect_requested, "app");
+  // A gateway user still gets SCRAM.
+  Harness alice(63);
+  alice.settings.oidc.issuers.emplace_back();
+  alice.host.tokens = issuer.authenticator.get();
+  alice.login();
+  EXPECT_EQ(alice.session.state(), Session::State::ready);
+}
+
+TEST(SessionTokens, RefusedTokensSayWhyWithoutTheToken) {
+  TokenIssuer issuer;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {issuer.token("ci-bot", -300), "expired"},
+      {issuer.token("someone-else", 600), "is for \"someone-else\""},
+      {"not.a.token", "not a JWT"},
+  };
+  for (const auto& [token, why] : cases) {
+    Harness h(64);
+    h.settings.oidc.issuers.emplace_back();
+    h.host.tokens = issuer.authenticator.get();
+    h.session.on_client_tls_established(false, "");
+    auto messages = token_login(h, "ci-bot", token);
+    ASSERT_EQ(messages.size(), 1u) << why;
+    EXPECT_EQ(error_code(messages[0]), "28P01");
+    EXPECT_NE(error_message(messages[0]).find(why), std::string::npos) << error_message(messages[0]);
+    EXPECT_EQ(error_message(messages[0]).find(token), std::string::npos);
+    EXPECT_TRUE(h.host.finished);
+  }
+  Harness malformed(65);
+  malformed.settings.oidc.issuers.emplace_back();
+  malformed.host.tokens = issuer.authenticator.get();
+  malformed.session.on_client_tls_established(false, "");
+  malformed.deliver(Side::client, startup({{"user", "ci-bot"}, {"database", "app"}}));
+  malformed.drain(Side::client);
+  malformed.deliver(Side::client, MessageBuilder('p').bytes(std::string("no terminator")).finish());
+  EXPECT_EQ(error_code(split_messages(malformed.drain(Side::client)).at(0)), "08P01");
+}
+
+// Logs in with a token valid for `seconds_left`, through the backend login.
+void ready_with_token(Harness& h, TokenIssuer& issuer, int64_t seconds_left) {
+  h.settings.oidc.issuers.emplace_back();
+  h.host.tokens = issuer.authenticator.get();
+  h.session.on_client_tls_established(false, "");
+  token_login(h, "ci-bot", issuer.token("ci-bot", seconds_left));
+  ASSERT_EQ(h.host.connect_requested, "app");
+  h.session.on_backend_connected(0);
+  h.backend_login();
+  ASSERT_EQ(h.session.state(), Session::State::ready);
+  h.drain(Side::client);
+}
+
+TEST(SessionTokens, AnIdleSessionIsClosedAtTheTokensExpiry) {
+  TokenIssuer issuer;
+  Harness h(66);
+  ready_with_token(h, issuer, 1);
+  for (int i = 0; i < 400 && !h.host.finished; ++i) h.host.wheel.advance();  // 10 ms ticks
+  ASSERT_TRUE(h.host.finished);
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_FALSE(messages.empty());
+  EXPECT_NE(error_message(messages.back()).find("has expired"), std::string::npos);
+  EXPECT_EQ(split_messages(h.drain(Side::backend)).back().type, 'X') << "the backend session ends cleanly";
+}
+
+TEST(SessionTokens, FinishTransactionLetsTheRunningTransactionEnd) {
+  TokenIssuer issuer;
+  Harness h(67);
+  h.settings.oidc.finish_transaction_at_expiry = true;
+  ready_with_token(h, issuer, 1);
+  h.deliver(Side::client, MessageBuilder('Q').cstring("BEGIN").finish());
+  h.drain(Side::backend);
+  auto in_transaction = MessageBuilder('C').cstring("BEGIN").finish();
+  const auto t = ready_for_query('T');
+  in_transaction.insert(in_transaction.end(), t.begin(), t.end());
+  h.deliver(Side::backend, in_transaction);
+  h.drain(Side::client);
+  for (int i = 0; i < 400; ++i) h.host.wheel.advance();
+  EXPECT_FALSE(h.host.finished) << "the transaction is still open";
+  h.deliver(Side::client, MessageBuilder('Q').cstring("COMMIT").finish());
+  h.drain(Side::backend);
+  auto committed = MessageBuilder('C').cstring("COMMIT").finish();
+  const auto idle = ready_for_query('I');
+  committed.insert(committed.end(), idle.begin(), idle.end());
+  h.deliver(Side::backend, committed);
+  EXPECT_TRUE(h.host.finished) << "closed once the transaction ended";
+  auto messages = split_messages(h.drain(Side::client));
+  ASSERT_FALSE(messages.empty());
+  EXPECT_NE(error_message(messages.back()).find("has expired"), std::string::npos);
 }
 
 // --- statement policy ---------------------------------------------------------
