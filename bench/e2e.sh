@@ -36,6 +36,9 @@
 #   BENCH_THREADS=2         pgbench -j
 #   BENCH_SCALE=10          pgbench -i -s
 #   BENCH_IDLE_SESSIONS=1000   0 skips the idle-session test
+#   BENCH_CONNECT_SECONDS=5 length of one connection-rate run (0 skips that phase)
+#   BENCH_CONNECT_THREADS=4 client threads opening connections
+#   BENCH_CONNECT_REPEAT=2  connection-rate runs per kind
 #   BENCH_KEEP=1            keep the temporary directory (logs, configs) afterwards
 #   SLUICE_BUILD_DIR=...    use binaries from there instead of building build/release
 #   SLUICE_SHARDS=0         sluiced [gateway] shards (0 = one per core)
@@ -54,6 +57,10 @@ threads=${BENCH_THREADS:-2}
 scale=${BENCH_SCALE:-10}
 idle_sessions=${BENCH_IDLE_SESSIONS:-1000}
 idle_timeout=120  # seconds to wait for all idle sessions to connect
+connect_seconds=${BENCH_CONNECT_SECONDS:-5}
+connect_threads=${BENCH_CONNECT_THREADS:-4}
+connect_repeat=${BENCH_CONNECT_REPEAT:-2}
+connect_tokens=60000  # distinct tokens for the cold runs, split between repetitions
 warmup_seconds=3
 pg_bin=/usr/lib/postgresql/15/bin
 clk_tck=$(getconf CLK_TCK)
@@ -61,7 +68,7 @@ clk_tck=$(getconf CLK_TCK)
 has_target() { local t; for t in "${targets[@]}"; do [ "$t" = "$1" ] && return 0; done; return 1; }
 is_sluiced() { case "$1" in policy-off | audit-off | audit-async | audit-strict | tls) return 0 ;; *) return 1 ;; esac; }
 is_pgbouncer() { case "$1" in pgbouncer | pgbouncer-tls) return 0 ;; *) return 1 ;; esac; }
-uses_tls() { case "$1" in tls | pgbouncer-tls) return 0 ;; *) return 1 ;; esac; }
+uses_tls() { case "$1" in tls | pgbouncer-tls | oidc) return 0 ;; *) return 1 ;; esac; }
 has_sluiced() { local t; for t in "${targets[@]}"; do is_sluiced "$t" && return 0; done; return 1; }
 has_workload() { local w; for w in "${workloads[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
 say() { echo "e2e: $*" >&2; }
@@ -99,6 +106,7 @@ echo "  results: $result_file"
 build_dir=${SLUICE_BUILD_DIR:-$repo/build/release}
 sluiced=$build_dir/tools/sluiced
 sluicectl=$build_dir/tools/sluicectl
+connect_rate=$build_dir/bench/connect_rate
 if has_sluiced; then
   [ -x "$sluiced" ] || die "$sluiced not found: run tools/build.sh release"
 fi
@@ -224,8 +232,9 @@ EOF
 pg_psql -d bench -c "VACUUM ANALYZE"
 
 # ---------------------------------------------------------------- TLS certificate
-# One self-signed certificate for the TLS targets (clients use sslmode=require).
-if has_target tls || has_target pgbouncer-tls; then
+# One self-signed certificate for the TLS targets and the connection-rate phase
+# (clients use sslmode=require).
+if has_target tls || has_target pgbouncer-tls || { has_sluiced && [ "$connect_seconds" != 0 ]; }; then
   mkdir -p "$work/certs"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
     -keyout "$work/certs/server.key" -out "$work/certs/server.crt" >/dev/null 2>&1 || die "openssl could not make a certificate"
@@ -248,11 +257,15 @@ if has_sluiced; then
 fi
 
 start_sluiced() {  # target, port; sets started_pid
-  local dir=$work/$1 policy_section= audit_section
+  local dir=$work/$1 policy_section= audit_section oidc_section=
   mkdir -p "$dir"
   case "$1" in
     policy-off) policy_section=$'[policy]\nenabled = false\n' audit_section='enabled = false' ;;
     audit-off | tls) audit_section='enabled = false' ;;
+    oidc)
+      audit_section='enabled = false'
+      oidc_section=$(printf '[oidc]\n[[oidc.issuer]]\nissuer = "https://idp.bench"\naudience = "sluice"\njwks_file = "%s"\nalgorithms = ["ES256"]\n' "$work/oidc/jwks.json")
+      ;;
     audit-async) audit_section='mode = "async"' ;;
     audit-strict) audit_section='mode = "strict"' ;;
   esac
@@ -269,6 +282,7 @@ directory = "$dir/audit"
 $audit_section
 
 $policy_section
+$oidc_section
 [[target]]
 name = "bench"
 host = "127.0.0.1"
@@ -496,6 +510,52 @@ if [ -n "$audit_rows" ]; then
   echo "audit writer (whole run)"
   printf '  %-13s %10s %12s %10s %9s %12s %14s %13s  %s\n' target records bytes fdatasync "busy s" "records/s" "fdatasync/s" "bytes/record" verify
   printf '%s' "$audit_rows"
+fi
+
+# ---------------------------------------------------------------- connection rate
+# New connections per second, each one a full login and "SELECT 1": PostgreSQL
+# directly with SCRAM (what a client does without sluice), and through one more
+# sluiced ("oidc": TLS, a gateway user with SCRAM, and tokens as the password from a
+# stand-in identity provider's jwks_file). "cached" reuses one token (a CI fleet
+# reconnecting: a hash lookup); "cold" gives every connection a token never seen.
+if [ "$connect_seconds" != 0 ] && has_sluiced; then
+  oidc_dir=$work/oidc
+  mkdir -p "$oidc_dir"
+  "$connect_rate" make-tokens "https://idp.bench" sluice ci-bot bench "$((connect_tokens + 1))" \
+    "$oidc_dir/jwks.json" "$oidc_dir/tokens.txt" || die "connect_rate could not make tokens"
+  # Line 1 is the cached token; the others are split between the cold runs.
+  tail -n +2 "$oidc_dir/tokens.txt" >"$oidc_dir/cold.txt"
+  split -n "l/$connect_repeat" -d -a 2 "$oidc_dir/cold.txt" "$oidc_dir/cold."
+  oidc_port=$(free_port "$next_port")
+  start_sluiced oidc "$oidc_port"
+  proxy_pid[oidc]=$started_pid
+  for ((i = 0; i < 50; i++)); do grep -q 'read 1 key' "$oidc_dir/sluiced.log" && break; sleep 0.1; done
+  gateway_info="host=127.0.0.1 port=$oidc_port dbname=bench sslmode=require"
+  first_token=$(head -n 1 "$oidc_dir/tokens.txt")
+  declare -A connect_sum=()
+  connect_run() {  # label, then connect_rate run's arguments after THREADS; adds to connect_sum
+    local label=$1 out rate
+    shift
+    out=$("$connect_rate" run "$connect_seconds" "$connect_threads" "$@" 2>&1) || true
+    rate=$(sed -n -E 's/.* rate ([0-9.]+) .*/\1/p' <<<"$out")
+    connect_sum[$label]=$(awk -v a="${connect_sum[$label]:-0}" -v b="${rate:-0}" 'BEGIN { print a + b }')
+    printf '  %-34s %s\n' "$label" "$(tail -n 1 <<<"$out")"
+  }
+  echo
+  echo "connection rate: $connect_threads client threads, ${connect_seconds}s each, runs interleaved x $connect_repeat"
+  # The first token seen is the cached one: warm the cache before measuring.
+  "$connect_rate" run 1 1 "$gateway_info user=ci-bot password=$first_token" >/dev/null 2>&1 || true
+  for ((rep = 1; rep <= connect_repeat; rep++)); do
+    connect_run direct-scram "host=127.0.0.1 port=$pg_port dbname=bench user=bench_proxy password=$bench_password sslmode=disable"
+    connect_run sluice-tls-token-cached "$gateway_info user=ci-bot password=$first_token"
+    connect_run sluice-tls-token-cold "$gateway_info user=ci-bot" "$(printf '%s/cold.%02d' "$oidc_dir" $((rep - 1)))"
+    connect_run sluice-tls-scram "$gateway_info user=bench password=$bench_password"
+  done
+  echo "  mean connections/s (ratio to direct PostgreSQL with SCRAM; target: cached tokens >= 1.00):"
+  for label in direct-scram sluice-tls-token-cached sluice-tls-token-cold sluice-tls-scram; do
+    awk -v l="$label" -v s="${connect_sum[$label]}" -v d="${connect_sum[direct-scram]}" -v n="$connect_repeat" \
+      'BEGIN { printf "    %-32s %8.1f   %5.2f\n", l, s / n, (d > 0 ? s / d : 0) }'
+  done
 fi
 
 # ---------------------------------------------------------------- idle sessions

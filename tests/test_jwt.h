@@ -1,15 +1,15 @@
 // A test identity provider's signing keys: generated with OpenSSL, published as JWKs,
-// signing tokens (RS256, PS256, ES256, EdDSA). Header-only so unit and integration
-// tests share it.
+// signing tokens (RS256, PS256, ES256, EdDSA). Header-only and free of gtest so unit
+// tests, integration tests and bench/connect_rate share it; an OpenSSL failure throws.
 #pragma once
 
-#include <gtest/gtest.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -21,9 +21,13 @@ using protocol::jwt::Algorithm;
 using protocol::jwt::algorithm_name;
 using protocol::jwt::base64url_encode;
 
+inline void require(bool ok, const char* what) {
+  if (!ok) throw std::runtime_error(std::string("test identity provider: ") + what + " failed");
+}
+
 inline std::string bytes_of_bn(EVP_PKEY* key, const char* param, int pad = 0) {
   BIGNUM* bn = nullptr;
-  EXPECT_EQ(EVP_PKEY_get_bn_param(key, param, &bn), 1) << param;
+  require(EVP_PKEY_get_bn_param(key, param, &bn) == 1, param);
   std::string out(pad ? static_cast<size_t>(pad) : static_cast<size_t>(BN_num_bytes(bn)), '\0');
   BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(out.size()));
   BN_free(bn);
@@ -44,7 +48,7 @@ struct TestKey {
       case Algorithm::es256: k = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"); break;
       case Algorithm::eddsa: k = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"); break;
     }
-    EXPECT_NE(k, nullptr);
+    require(k != nullptr, "key generation");
     return TestKey{std::shared_ptr<EVP_PKEY>(k, EVP_PKEY_free), algorithm, std::move(kid)};
   }
 
@@ -75,7 +79,8 @@ struct TestKey {
   std::string sign_input(std::string_view input) const {
     EVP_MD_CTX* md = EVP_MD_CTX_new();
     EVP_PKEY_CTX* pctx = nullptr;
-    EXPECT_EQ(EVP_DigestSignInit(md, &pctx, algorithm == Algorithm::eddsa ? nullptr : EVP_sha256(), nullptr, key.get()), 1);
+    require(EVP_DigestSignInit(md, &pctx, algorithm == Algorithm::eddsa ? nullptr : EVP_sha256(), nullptr, key.get()) == 1,
+            "signing");
     if (algorithm == Algorithm::ps256) {
       EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
       EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST);
@@ -84,7 +89,7 @@ struct TestKey {
     const auto* in = reinterpret_cast<const unsigned char*>(input.data());
     EVP_DigestSign(md, nullptr, &length, in, input.size());
     std::string sig(length, '\0');
-    EXPECT_EQ(EVP_DigestSign(md, reinterpret_cast<unsigned char*>(sig.data()), &length, in, input.size()), 1);
+    require(EVP_DigestSign(md, reinterpret_cast<unsigned char*>(sig.data()), &length, in, input.size()) == 1, "signing");
     sig.resize(length);
     EVP_MD_CTX_free(md);
     if (algorithm != Algorithm::es256) return sig;

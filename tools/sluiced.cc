@@ -157,8 +157,8 @@ void reload_policy(const std::string& config_path, GatewayShared& shared) {
   const std::string masking = describe_masking(*reloaded.masking);
   if (shared.catalog) shared.catalog->install(reloaded.masking);
   shared.masking.publish(std::move(reloaded.masking));
-  LOG_INFO("SIGHUP: policy reloaded from %s (%zu group(s)%s), masking: %s, %s; listeners, targets and users change "
-           "only at restart",
+  LOG_INFO("SIGHUP: policy reloaded from %s (%zu group(s)%s), masking: %s, %s; listeners, targets, users and [oidc] "
+           "change only at restart",
            config_path.c_str(), groups, enabled ? "" : ", policy DISABLED", masking.c_str(), tls_note.c_str());
 }
 
