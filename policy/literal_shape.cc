@@ -6,7 +6,10 @@ namespace sluice::policy {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+// PostgreSQL 15's lexer: [ \t\n\r\f]. Not \v (a syntax error there): a shape that
+// swallowed it would parse where the text does not.
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+bool is_other_control(char c) { return (static_cast<unsigned char>(c) < 0x20 && !is_space(c)) || c == 0x7f; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_word_start(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || static_cast<unsigned char>(c) >= 0x80;
@@ -108,7 +111,7 @@ bool LiteralShaper::lex(std::string_view sql) {
   while (i < sql.size()) {
     const char c = sql[i];
     const char next = i + 1 < sql.size() ? sql[i + 1] : '\0';
-    if (c == '$' || c == '\\') return false;
+    if (c == '$' || c == '\\' || is_other_control(c)) return false;
     if (is_space(c)) {
       ++i;
     } else if (c == '-' && next == '-') {

@@ -471,6 +471,12 @@ bool Shard::start_backend_tls(Connection& conn, const protocol::Target& target) 
 void Shard::receive_tls(Connection& conn, int side, const core::Chunk& chunk) {
   core::tls::Stream& tls = *conn.tls[side];
   tls.feed({chunk.data, chunk.size});
+  // The receive buffer goes back after this call: the stream must not keep pointing
+  // into it, whichever way the loop ends (a session that finished stops it early).
+  struct ForgetInput {
+    core::tls::Stream& tls;
+    ~ForgetInput() { tls.feed({}); }
+  } forget_input{tls};
   for (;;) {
     size_t got = 0;
     const core::tls::Stream::Status status = tls.read(tls_plaintext_, got);

@@ -58,6 +58,8 @@ TEST(LiteralShape, TextsTheLexerCannotFullyReadAreLeftAlone) {
            "SELECT * FROM t WHERE x = 5 AND y = 'open",   // unterminated string
            "SELECT * FROM t WHERE \"x = 5",               // unterminated identifier
            "SELECT * FROM t WHERE x = 5 /* unterminated", // unterminated comment
+           "UPDATE t SET a = a + -\v0 WHERE id = 7",     // \v: not whitespace to PostgreSQL (fuzzer find)
+           "SELECT * FROM t WHERE x =\x01 5",             // other control characters
        })
     EXPECT_EQ(shape_of(sql), "(unchanged)") << sql;
 }
