@@ -1,5 +1,7 @@
 #include "core/https_get.h"
 
+#include "core/tls.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <openssl/err.h>
@@ -168,13 +170,7 @@ bool https_get(const HttpsRequest& request, std::string& body, std::string& erro
   if (fd < 0) return false;
   std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
   SSL_set_fd(ssl.get(), fd);
-  in6_addr ip{};
-  if (inet_pton(AF_INET, url.host.c_str(), &ip) == 1 || inet_pton(AF_INET6, url.host.c_str(), &ip) == 1) {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), url.host.c_str());
-  } else {
-    SSL_set_tlsext_host_name(ssl.get(), url.host.c_str());
-    SSL_set1_host(ssl.get(), url.host.c_str());
-  }
+  tls::expect_peer_name(ssl.get(), url.host);
   bool ok = false;
   std::string response;
   if (SSL_connect(ssl.get()) != 1) {

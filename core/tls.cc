@@ -188,19 +188,7 @@ Stream::Stream(std::shared_ptr<const Context> context, Role role, const std::str
     SSL_set_accept_state(ssl_);
   } else {
     SSL_set_connect_state(ssl_);
-    if (!server_name.empty()) {
-      // Checked only when the context verifies peers. An IP address is matched against
-      // the certificate's IP subjectAltNames, and is never sent as SNI (RFC 6066).
-      in6_addr ip{};
-      const bool is_ip = inet_pton(AF_INET, server_name.c_str(), &ip) == 1 ||
-                         inet_pton(AF_INET6, server_name.c_str(), &ip) == 1;
-      if (is_ip) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), server_name.c_str());
-      } else {
-        SSL_set_tlsext_host_name(ssl_, server_name.c_str());
-        SSL_set1_host(ssl_, server_name.c_str());
-      }
-    }
+    if (!server_name.empty()) expect_peer_name(ssl_, server_name);
   }
 }
 
@@ -318,6 +306,16 @@ void Stream::shutdown() {
   ERR_clear_error();
   SSL_shutdown(ssl_);
   ERR_clear_error();
+}
+
+void expect_peer_name(SSL* ssl, const std::string& host) {
+  in6_addr ip{};
+  if (inet_pton(AF_INET, host.c_str(), &ip) == 1 || inet_pton(AF_INET6, host.c_str(), &ip) == 1) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
+  } else {
+    SSL_set_tlsext_host_name(ssl, host.c_str());
+    SSL_set1_host(ssl, host.c_str());
+  }
 }
 
 bool probe_kernel_tls(std::string& why) {

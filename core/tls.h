@@ -123,6 +123,11 @@ class Stream {
   std::string error_;
 };
 
+// Client side: the certificate must name `host` (checked when the context verifies
+// peers): an IP address against IP subjectAltNames, a DNS name against DNS names (and
+// sent as SNI; an IP never is, RFC 6066).
+void expect_peer_name(SSL* ssl, const std::string& host);
+
 // The ALPN name PostgreSQL 17 clients send for direct TLS (sslnegotiation=direct).
 inline constexpr std::string_view kPostgresAlpn = "postgresql";
 

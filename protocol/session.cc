@@ -504,12 +504,12 @@ bool Session::handle_token_password(std::span<const uint8_t> body) {
   }
   user_ = login.verdict.identity.name;
   groups_ = login.verdict.identity.groups;
-  token_expires_at_ = login.verdict.identity.expires_at;
+  const int64_t expires_at = login.verdict.identity.expires_at;
   LOG_DEBUG("%s: token of issuer \"%s\" accepted for \"%s\"%s", peer_.c_str(), login.issuer.c_str(), user_.c_str(),
             login.cached ? " (cached)" : "");
   client_authenticated();  // AuthenticationOk follows once the target is logged in to
-  if (state_ == State::closing || token_expires_at_ == 0) return state_ != State::closing;
-  const int64_t seconds_left = std::max<int64_t>(token_expires_at_ - now, 0);
+  if (state_ == State::closing || expires_at == 0) return state_ != State::closing;
+  const int64_t seconds_left = std::max<int64_t>(expires_at - now, 0);
   host_.timers().arm(expiry_timer_, static_cast<uint64_t>(seconds_left) * 1000);
   return true;
 }
@@ -582,7 +582,7 @@ void Session::client_authenticated() {
   target_ = settings_.find_target(database_);
   if (target_ == nullptr) {
     if (audit_log_)
-      SessionAudit::auth_failed(*audit_log_, peer_, user_, database_, "no such target", token_login_ ? "oidc" : "scram-sha-256");
+      SessionAudit::auth_failed(*audit_log_, peer_, user_, database_, "no such target", auth_method());
     fail(fatal("3D000", "database \"" + database_ + "\" does not exist",
                "sluice has no target of that name; connect with dbname set to one of the gateway's targets"));
     return;
@@ -595,7 +595,7 @@ void Session::client_authenticated() {
                refusal.message.c_str());
       if (audit_log_)
         SessionAudit::auth_failed(*audit_log_, peer_, user_, database_, refusal.message,
-                                  token_login_ ? "oidc" : "scram-sha-256");
+                                  auth_method());
       fail(refusal);
       return;
     }
@@ -608,7 +608,7 @@ void Session::client_authenticated() {
     audit_ = std::make_unique<SessionAudit>(*audit_log_, peer_);
     audit_->set_parameter_masker(filter_.get());
     audit_->session_started(user_, groups_, target_->name, client_tls_,
-                            /*clear_text=*/filters != nullptr && !filter_, token_login_ ? "oidc" : "scram-sha-256");
+                            /*clear_text=*/filters != nullptr && !filter_, auth_method());
   }
   LOG_DEBUG("%s: user \"%s\" authenticated; connecting to target \"%s\"", peer_.c_str(), user_.c_str(),
             target_->name.c_str());

@@ -242,11 +242,11 @@ class Session {
   std::string database_;
   std::vector<std::pair<std::string, std::string>> forwarded_parameters_;
   const GatewayUser* gateway_user_ = nullptr;
-  // Who the client is once authenticated: its groups (from [[user]] or the token) and,
-  // for a token login, when the token expires (Unix seconds; 0: never).
+  // Who the client is once authenticated: its groups (from [[user]] or the token), and
+  // how it authenticated (the audit's "auth").
   std::vector<std::string> groups_;
   bool token_login_ = false;
-  int64_t token_expires_at_ = 0;
+  const char* auth_method() const { return token_login_ ? "oidc" : "scram-sha-256"; }
   bool token_expired_ = false;  // closing once the running transaction ends
   core::TimerNode expiry_timer_;
   const Target* target_ = nullptr;

@@ -485,7 +485,6 @@ void Shard::receive_tls(Connection& conn, int side, const core::Chunk& chunk) {
       if (side == kClient) conn.session->on_client_tls_established(conn.tls_direct, tls.alpn());
       else conn.session->on_backend_tls_established();
       if (conn.phase != Connection::Phase::active) return;
-      if (tls.output_bytes() > 0 || !conn.session->out(side_of(side)).empty()) start_send(conn, side);
     }
     if (status == core::tls::Stream::Status::ok) {
       if (got == 0) continue;

@@ -237,7 +237,7 @@ void write_file(const std::string& path, std::string_view data, mode_t mode) {
   ::close(fd);
 }
 
-uint16_t free_tcp_port() {
+int listen_on_loopback(uint16_t& port, int backlog) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -245,12 +245,18 @@ uint16_t free_tcp_port() {
   addr.sin_port = 0;
   socklen_t len = sizeof addr;
   if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      (backlog > 0 && ::listen(fd, backlog) != 0) || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     if (fd >= 0) ::close(fd);
-    throw std::runtime_error("cannot find a free TCP port");
+    throw std::runtime_error("cannot bind a TCP socket on 127.0.0.1");
   }
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  port = ntohs(addr.sin_port);
+  return fd;
+}
+
+uint16_t free_tcp_port() {
+  uint16_t port = 0;
+  ::close(listen_on_loopback(port, 0));
+  return port;
 }
 
 std::string make_temp_dir(std::string_view prefix, bool for_postgres, const std::string& base) {

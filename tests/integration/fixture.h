@@ -35,6 +35,9 @@ std::string read_file(const std::string& path);
 void write_file(const std::string& path, std::string_view data, mode_t mode = 0644);
 // A port that was free on 127.0.0.1 a moment ago (bind to :0, read it back, close).
 uint16_t free_tcp_port();
+// A socket bound to 127.0.0.1 on a free port (set in `port`), listening when backlog > 0
+// (a test's own fake server). Throws std::runtime_error on failure.
+int listen_on_loopback(uint16_t& port, int backlog);
 // mkdtemp under base; when running as root the directory is handed to the
 // `postgres` OS user when for_postgres is true.
 std::string make_temp_dir(std::string_view prefix, bool for_postgres, const std::string& base = "/tmp");

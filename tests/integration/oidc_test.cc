@@ -34,15 +34,7 @@ class TestIdp {
     ctx_ = SSL_CTX_new(TLS_server_method());
     SSL_CTX_use_certificate_chain_file(ctx_, pki.cert_file.c_str());
     SSL_CTX_use_PrivateKey_file(ctx_, pki.key_file.c_str(), SSL_FILETYPE_PEM);
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof a;
-    bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    listen(listener_, 64);
-    getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &length);
-    port_ = ntohs(a.sin_port);
+    listener_ = listen_on_loopback(port_, 64);
     thread_ = std::thread([this] { serve(); });
   }
   ~TestIdp() {

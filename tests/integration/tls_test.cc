@@ -423,15 +423,7 @@ TEST_F(BackendTlsUntrusted, AnUnverifiableServerIsNotLoggedInto) {
 class FakeServer {
  public:
   explicit FakeServer(std::string answer) : answer_(std::move(answer)) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof a;
-    bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    listen(listener_, 8);
-    getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &length);
-    port_ = ntohs(a.sin_port);
+    listener_ = listen_on_loopback(port_, 8);
     thread_ = std::thread([this] {
       for (;;) {
         const int fd = accept(listener_, nullptr, nullptr);
