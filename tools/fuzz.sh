@@ -13,7 +13,7 @@ mkdir -p "$out"
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -isystem /usr/include/postgresql)
 
 declare -A sources=(
-  [session]="protocol/session_fuzz.cc protocol/session.cc protocol/session_audit.cc protocol/wire.cc protocol/scram.cc core/base64.cc audit/record.cc audit/writer.cc audit/chain.cc audit/ring.cc core/out_queue.cc core/timer_wheel.cc core/log.cc protocol/oidc.cc protocol/jwt.cc core/https_get.cc core/json.cc core/small_file.cc"
+  [session]="protocol/session_fuzz.cc protocol/session.cc protocol/session_audit.cc protocol/wire.cc protocol/scram.cc core/base64.cc audit/record.cc audit/writer.cc audit/chain.cc audit/ring.cc core/out_queue.cc core/timer_wheel.cc core/log.cc protocol/oidc.cc protocol/jwt.cc core/https_get.cc core/tls.cc core/json.cc core/small_file.cc"
   [scram]="protocol/scram_fuzz.cc protocol/scram.cc core/base64.cc"
   [jwt]="protocol/jwt_fuzz.cc protocol/jwt.cc core/base64.cc core/json.cc"
   [toml]="core/toml_fuzz.cc core/toml.cc"
