@@ -220,6 +220,14 @@ void Reactor::recv_multishot(int fd, Tag tag) {
   io_uring_sqe_set_data64(sqe, tag.encode());
 }
 
+void Reactor::recv_once(int fd, Tag tag) {
+  io_uring_sqe* sqe = next_sqe();
+  io_uring_prep_recv(sqe, fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufferGroup;
+  io_uring_sqe_set_data64(sqe, tag.encode());
+}
+
 void Reactor::sendmsg(int fd, const msghdr* message, Tag tag) {
   io_uring_sqe* sqe = next_sqe();
   io_uring_prep_sendmsg(sqe, fd, message, MSG_NOSIGNAL);

@@ -100,6 +100,9 @@ class Reactor final : public BufferPool {
   // --- operations (queued; submitted by wait()) ---
   void accept_multishot(int listen_fd, Tag tag);
   void recv_multishot(int fd, Tag tag);
+  // One receive into a provided buffer (no IORING_CQE_F_MORE): nothing is armed on the
+  // socket once its completion arrives.
+  void recv_once(int fd, Tag tag);
   void sendmsg(int fd, const msghdr* message, Tag tag);
   void send(int fd, const void* data, size_t size, Tag tag);
   void connect(int fd, const sockaddr* address, socklen_t length, Tag tag);

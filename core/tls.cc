@@ -1,6 +1,7 @@
 #include "core/tls.h"
 
 #include <arpa/inet.h>
+#include <linux/tls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -35,9 +36,8 @@ Stream* stream_of(BIO* bio) { return static_cast<Stream*>(BIO_get_data(bio)); }
 
 int ring_bio_write(BIO* bio, const char* data, int size) { return stream_of(bio)->bio_write(data, size); }
 int ring_bio_read(BIO* bio, char* out, int size) { return stream_of(bio)->bio_read(out, size); }
-long ring_bio_ctrl(BIO*, int command, long, void*) {
-  // OpenSSL flushes after each flight; the bytes are already in our buffer.
-  return command == BIO_CTRL_FLUSH ? 1 : 0;
+long ring_bio_ctrl(BIO* bio, int command, long number, void* pointer) {
+  return stream_of(bio)->bio_ctrl(command, number, pointer);
 }
 int ring_bio_create(BIO* bio) {
   BIO_set_init(bio, 1);
@@ -91,6 +91,29 @@ std::string certificate_description(SSL_CTX* ctx) {
   std::string out = std::string(subject) + ", expires " + asn1_time_text(X509_get0_notAfter(cert));
   if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) out += " (EXPIRED)";
   return out;
+}
+
+// OpenSSL's BIO controls for kernel TLS that <openssl/bio.h> lists as internal (its
+// socket BIO answers them; so does ours). Stable across OpenSSL 3.x.
+constexpr int kBioCtrlSetKtls = 72;                 // number: 1 send, 0 receive; pointer: key material
+constexpr int kBioCtrlSetKtlsSendControlRecord = 74;  // number: the next write's record type
+constexpr int kBioCtrlClearKtlsControlRecord = 75;
+static_assert(BIO_CTRL_GET_KTLS_SEND == 73 && BIO_CTRL_GET_KTLS_RECV == 76, "OpenSSL renumbered its kernel TLS controls");
+
+constexpr uint8_t kRecordTypeAlert = 21;
+constexpr uint8_t kRecordTypeHandshake = 22;
+constexpr uint8_t kRecordTypeApplicationData = 23;
+
+// The size of the kernel's key-material struct for a cipher (OpenSSL passes a union;
+// the kernel wants the exact size of the member its cipher_type names). 0: unknown.
+size_t crypto_info_size(uint16_t cipher_type) {
+  switch (cipher_type) {
+    case TLS_CIPHER_AES_GCM_128: return sizeof(tls12_crypto_info_aes_gcm_128);
+    case TLS_CIPHER_AES_GCM_256: return sizeof(tls12_crypto_info_aes_gcm_256);
+    case TLS_CIPHER_AES_CCM_128: return sizeof(tls12_crypto_info_aes_ccm_128);
+    case TLS_CIPHER_CHACHA20_POLY1305: return sizeof(tls12_crypto_info_chacha20_poly1305);
+    default: return 0;
+  }
 }
 
 }  // namespace
@@ -202,12 +225,16 @@ Stream::Status Stream::start_handshake() {
   return read(std::span<uint8_t>(none, 0), got);
 }
 
-void Stream::feed(std::span<const uint8_t> ciphertext) { input_ = ciphertext; }
+void Stream::feed(std::span<const uint8_t> ciphertext, bool socket_idle) {
+  input_ = ciphertext;
+  socket_idle_ = socket_idle;
+}
 
 int Stream::bio_read(char* out, int size) {
   BIO* bio = SSL_get_rbio(ssl_);
   BIO_clear_retry_flags(bio);
-  if (input_.empty()) {
+  // A kernel receive direction is read by the owner (plaintext), never through OpenSSL.
+  if (input_.empty() || kernel_receive_) {
     BIO_set_retry_read(bio);
     return -1;
   }
@@ -219,8 +246,149 @@ int Stream::bio_read(char* out, int size) {
 
 int Stream::bio_write(const char* data, int size) {
   BIO_clear_retry_flags(SSL_get_wbio(ssl_));
+  if (kernel_send_ && control_record_type_ != 0) return send_control_record(data, size);
   staging_.insert(staging_.end(), data, data + size);
   return size;
+}
+
+long Stream::bio_ctrl(int command, long number, void* pointer) {
+  switch (command) {
+    case BIO_CTRL_FLUSH: return 1;  // OpenSSL flushes after each flight; the bytes are in our buffer
+    case kBioCtrlSetKtls: return move_direction_to_kernel(number != 0, pointer) ? 1 : 0;
+    case BIO_CTRL_GET_KTLS_SEND: return kernel_send_ ? 1 : 0;
+    case BIO_CTRL_GET_KTLS_RECV: return kernel_receive_ ? 1 : 0;
+    case kBioCtrlSetKtlsSendControlRecord: control_record_type_ = static_cast<uint8_t>(number); return 0;
+    case kBioCtrlClearKtlsControlRecord: control_record_type_ = 0; return 0;
+    default: return 0;
+  }
+}
+
+void Stream::offer_kernel_tls(int fd) {
+  if (ssl_ == nullptr || handshake_done_) return;
+  kernel_fd_ = fd;
+  SSL_set_options(ssl_, SSL_OP_ENABLE_KTLS);
+}
+
+// OpenSSL asks this when the handshake has derived a direction's keys. Refusing is
+// always safe: OpenSSL then keeps that direction in userspace.
+bool Stream::move_direction_to_kernel(bool send_direction, const void* crypto_info) {
+  if (kernel_fd_ < 0 || crypto_info == nullptr) return false;
+  const auto* info = static_cast<const tls_crypto_info*>(crypto_info);
+  const size_t size = crypto_info_size(info->cipher_type);
+  if (size == 0) return refuse_kernel("the kernel has no cipher for " + std::string(SSL_get_cipher_name(ssl_)));
+  // The kernel must see every record after the one that carried these keys. Records
+  // already taken out of the socket (the rest of this input, or a receive still armed)
+  // would be lost to it. TLS 1.2 reads its Finished under the new keys, which would then
+  // pass through this BIO as kernel plaintext: that direction stays in userspace.
+  if (!send_direction && SSL_version(ssl_) != TLS1_3_VERSION)
+    return refuse_kernel("TLS 1.2 receives stay in userspace");
+  if (!send_direction && (!socket_idle_ || !input_.empty()))
+    return refuse_kernel("the client sent more right behind its handshake");
+  if (!upper_layer_attached_) {
+    if (setsockopt(kernel_fd_, IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") != 0)
+      return refuse_kernel(std::string("setsockopt(TCP_ULP, \"tls\"): ") + std::strerror(errno));
+    upper_layer_attached_ = true;
+  }
+  // Bytes written before the switch are userspace records: they must be on the wire
+  // before the kernel frames anything.
+  if (send_direction && !send_output_now()) return refuse_kernel("the handshake's last flight was still being sent");
+  if (setsockopt(kernel_fd_, SOL_TLS, send_direction ? TLS_TX : TLS_RX, crypto_info, static_cast<socklen_t>(size)) != 0)
+    return refuse_kernel(std::string(send_direction ? "setsockopt(TLS_TX): " : "setsockopt(TLS_RX): ") +
+                         std::strerror(errno));
+  (send_direction ? kernel_send_ : kernel_receive_) = true;
+  return true;
+}
+
+bool Stream::refuse_kernel(std::string why) {
+  if (!kernel_problem_.empty()) kernel_problem_ += "; ";
+  kernel_problem_ += why;
+  return false;
+}
+
+// Sends the pending userspace records synchronously (a handshake flight: a few KiB into
+// an empty socket buffer). False, with nothing lost, when a send of the owner's is still
+// in flight or the socket took only part (the rest stays queued for the owner).
+bool Stream::send_output_now() {
+  if (in_flight_sent_ != in_flight_.size()) return false;
+  size_t sent = 0;
+  while (sent < staging_.size()) {
+    const ssize_t n = ::send(kernel_fd_, staging_.data() + sent, staging_.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  staging_.erase(staging_.begin(), staging_.begin() + static_cast<std::ptrdiff_t>(sent));
+  return staging_.empty();
+}
+
+// A control record (alert, handshake message) on a kernel send direction: one sendmsg
+// naming its type. Only when nothing else waits, so records stay in order.
+int Stream::send_control_record(const char* data, int size) {
+  const uint8_t type = control_record_type_;
+  control_record_type_ = 0;
+  if (!staging_.empty() || in_flight_sent_ != in_flight_.size()) return -1;
+  iovec iov{const_cast<char*>(data), static_cast<size_t>(size)};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof type)] = {};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_TLS;
+  header->cmsg_type = TLS_SET_RECORD_TYPE;
+  header->cmsg_len = CMSG_LEN(sizeof type);
+  std::memcpy(CMSG_DATA(header), &type, sizeof type);
+  message.msg_controllen = header->cmsg_len;
+  ssize_t n = 0;
+  do {
+    n = ::sendmsg(kernel_fd_, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return n == size ? size : -1;
+}
+
+const char* Stream::records_path() const {
+  if (kernel_send_ && kernel_receive_) return "kernel";
+  if (kernel_send_) return "kernel send, userspace receive";
+  return "userspace";
+}
+
+Stream::Status Stream::read_kernel_control_record(std::span<uint8_t> out, size_t& got) {
+  got = 0;
+  if (!kernel_receive_) return Status::failed;
+  iovec iov{out.data(), out.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint8_t))] = {};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  ssize_t n = 0;
+  do {
+    n = ::recvmsg(kernel_fd_, &message, MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Status::need_input;
+  if (n < 0) {
+    error_ = std::string("kernel TLS receive failed: ") + std::strerror(errno);
+    return Status::failed;
+  }
+  if (n == 0) return Status::closed;  // the connection ended without close_notify
+  uint8_t type = kRecordTypeApplicationData;
+  for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header))
+    if (header->cmsg_level == SOL_TLS && header->cmsg_type == TLS_GET_RECORD_TYPE) type = *CMSG_DATA(header);
+  got = static_cast<size_t>(n);
+  if (type == kRecordTypeApplicationData) return Status::ok;
+  constexpr uint8_t kCloseNotify = 0;
+  if (type == kRecordTypeAlert && got >= 2 && out[1] == kCloseNotify) {
+    got = 0;
+    return Status::closed;
+  }
+  error_ = type == kRecordTypeAlert ? "the peer sent TLS alert " + std::to_string(got >= 2 ? out[1] : 0)
+           : type == kRecordTypeHandshake
+               ? std::string("the peer sent a post-handshake TLS message (a key update?) that kernel TLS cannot follow")
+               : "the peer sent a TLS record of type " + std::to_string(type);
+  got = 0;
+  return Status::failed;
 }
 
 Stream::Status Stream::fail_with_openssl_error(const char* during) {

@@ -3,8 +3,12 @@
 // reads the ciphertext the owner received and appends what it writes to a buffer the
 // owner sends. So TLS adds no system call and no thread hop to a connection.
 //
-// Kernel TLS (records encrypted by the kernel after an OpenSSL handshake) needs a
-// kernel built with CONFIG_TLS; probe_kernel_tls() says whether this one has it.
+// Kernel TLS: a stream offered the socket (offer_kernel_tls) lets OpenSSL hand each
+// direction's record keys to the kernel when the handshake derives them, through the
+// same BIO (the ctrl calls a socket BIO would get). From then on that direction
+// carries plaintext between the shard and the socket and the kernel does the records;
+// a direction the kernel did not take stays in userspace. Needs a kernel built with
+// CONFIG_TLS; probe_kernel_tls() says whether this one has it.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -80,8 +84,11 @@ class Stream {
   // Client role: start the handshake (ClientHello goes to pending_output()).
   Status start_handshake();
 
-  // Ciphertext from the peer; read() consumes it.
-  void feed(std::span<const uint8_t> ciphertext);
+  // Ciphertext from the peer; read() consumes it. `socket_idle`: no receive is armed on
+  // the socket, so whatever the peer sent after these bytes is still in the kernel
+  // (only then may the receive direction move to the kernel: it must see every record
+  // after the handshake's last).
+  void feed(std::span<const uint8_t> ciphertext, bool socket_idle = false);
   // Drives the handshake (all an empty `out` does), then decrypts into `out`: ok with `got` > 0, or need_input
   // once every fed byte is consumed, or closed/failed.
   Status read(std::span<uint8_t> out, size_t& got);
@@ -105,12 +112,38 @@ class Stream {
   // Queues a close_notify alert (a polite end; nothing is read afterwards).
   void shutdown();
 
+  // Kernel TLS. offer_kernel_tls(fd) before the handshake's first byte: OpenSSL may then
+  // move either direction to the kernel on `fd` (an established TCP socket). A moved
+  // send direction carries plaintext: the owner sends out-queue bytes on the socket
+  // itself and the kernel frames them (this stream's output is empty from then on). A
+  // moved receive direction: the owner's receives return plaintext, and a control
+  // record (an alert) makes them fail with EIO; read_kernel_control_record() reads it.
+  void offer_kernel_tls(int fd);
+  bool kernel_tls_offered() const { return kernel_fd_ >= 0; }
+  bool kernel_send() const { return kernel_send_; }
+  bool kernel_receive() const { return kernel_receive_; }
+  // "kernel", "kernel send, userspace receive", "userspace" (logs and audit).
+  const char* records_path() const;
+  // Why the kernel did not take a direction it was offered ("" when it took both or was
+  // never asked).
+  const std::string& kernel_tls_problem() const { return kernel_problem_; }
+  // After a receive failed with EIO on a kernel receive direction: reads the control
+  // record waiting on the socket. closed: close_notify; failed: any other alert or a
+  // post-handshake message the kernel cannot follow (error() says which); ok: data
+  // (`got` bytes in `out`), need_input: nothing waiting after all.
+  Status read_kernel_control_record(std::span<uint8_t> out, size_t& got);
+
   // Internal (the BIO's callbacks).
   int bio_read(char* out, int size);
   int bio_write(const char* data, int size);
+  long bio_ctrl(int command, long number, void* pointer);
 
  private:
   Status fail_with_openssl_error(const char* during);
+  bool move_direction_to_kernel(bool send_direction, const void* crypto_info);
+  bool refuse_kernel(std::string why);
+  bool send_output_now();
+  int send_control_record(const char* data, int size);
 
   std::shared_ptr<const Context> context_;
   SSL* ssl_ = nullptr;
@@ -121,6 +154,17 @@ class Stream {
   bool handshake_done_ = false;
   bool handshake_reported_ = false;
   std::string error_;
+  // Kernel TLS state. Invariant: when kernel_send_ became true, staging_ and in_flight_
+  // were empty (everything before is on the wire); afterwards OpenSSL writes control
+  // records only (sent at once, with their record type), and plaintext only if the
+  // owner calls write().
+  int kernel_fd_ = -1;
+  bool socket_idle_ = false;
+  bool upper_layer_attached_ = false;
+  bool kernel_send_ = false;
+  bool kernel_receive_ = false;
+  uint8_t control_record_type_ = 0;  // OpenSSL's next write is this record type (0: data)
+  std::string kernel_problem_;
 };
 
 // Client side: the certificate must name `host` (checked when the context verifies

@@ -608,7 +608,7 @@ void Session::client_authenticated() {
     audit_ = std::make_unique<SessionAudit>(*audit_log_, peer_);
     audit_->set_parameter_masker(filter_.get());
     audit_->session_started(user_, groups_, target_->name, client_tls_,
-                            /*clear_text=*/filters != nullptr && !filter_, auth_method());
+                            /*clear_text=*/filters != nullptr && !filter_, auth_method(), host_.client_tls_records());
   }
   LOG_DEBUG("%s: user \"%s\" authenticated; connecting to target \"%s\"", peer_.c_str(), user_.c_str(),
             target_->name.c_str());

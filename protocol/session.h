@@ -68,6 +68,9 @@ class SessionHost {
   virtual bool start_client_tls() { return false; }
   // This listener refuses a StartupMessage that did not come over TLS.
   virtual bool client_tls_required() const { return false; }
+  // Who frames the client's TLS records once the handshake is done: "kernel",
+  // "kernel send, userspace receive" or "userspace" (for the audit record).
+  virtual const char* client_tls_records() const { return "userspace"; }
   // The target answered our SSLRequest with 'S': start a TLS handshake as its client
   // (with the target's sslmode checks) and report through on_backend_tls_established()
   // or on_backend_tls_failed(). False: TLS toward targets is unavailable here.

@@ -74,7 +74,8 @@ void SessionAudit::auth_failed(audit::ShardLog& log, std::string_view client, st
 }
 
 void SessionAudit::session_started(std::string_view user, const std::vector<std::string>& groups,
-                                   std::string_view target, bool tls, bool clear_text, std::string_view auth) {
+                                   std::string_view target, bool tls, bool clear_text, std::string_view auth,
+                                   std::string_view tls_records) {
   session_id_ = random_session_id();
   started_us_ = audit::now_unix_micros();
   std::string body;
@@ -86,6 +87,7 @@ void SessionAudit::session_started(std::string_view user, const std::vector<std:
       .string("auth", auth)
       .string("target", target)
       .boolean("tls", tls);
+  if (tls) writer.string("tls_records", tls_records);
   if (clear_text) writer.boolean("clear_text", true);
   audit::finish_body(body);
   log_.append(std::move(body));

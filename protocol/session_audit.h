@@ -34,8 +34,10 @@ class SessionAudit {
 
   // clear_text: results of this session are not masked (masking is off, or one of the
   // identity's groups is exempt); recorded so break-glass access is visible.
+  // tls_records (with tls): who frames the records, "kernel" or "userspace" (or mixed).
   void session_started(std::string_view user, const std::vector<std::string>& groups, std::string_view target,
-                       bool tls, bool clear_text = false, std::string_view auth = "scram-sha-256");
+                       bool tls, bool clear_text = false, std::string_view auth = "scram-sha-256",
+                       std::string_view tls_records = "userspace");
   void session_ended(std::string_view reason);
 
   // A client message about to be forwarded (or, for a refused statement, replaced):

@@ -50,6 +50,10 @@ struct TlsSettings {
   std::string cert_file;
   std::string key_file;
   std::string min_version = "1.2";  // "1.2" or "1.3"
+  // Offer each connection's record layer to the kernel: "auto" when the startup probe
+  // finds kernel TLS (CONFIG_TLS), "on" always (a kernel that refuses leaves that
+  // connection in userspace), "off" never.
+  std::string kernel_tls = "auto";
   bool enabled() const { return !cert_file.empty(); }
 };
 

@@ -204,7 +204,7 @@ constexpr std::string_view kGatewayKeys[] = {"listen",
                                              "recv_buffers_per_shard",
                                              "log_level",
                                              "require_tls"};
-constexpr std::string_view kTlsKeys[] = {"cert_file", "key_file", "min_version"};
+constexpr std::string_view kTlsKeys[] = {"cert_file", "key_file", "min_version", "kernel_tls"};
 constexpr std::string_view kOidcKeys[] = {"issuer", "allow_cleartext_on_loopback", "user_must_match", "at_expiry"};
 constexpr std::string_view kOidcIssuerKeys[] = {"issuer",         "audience",     "jwks_file",          "jwks_uri",
                                                 "ca_file",        "algorithms",   "identity_claim",     "groups_claim",
@@ -333,6 +333,12 @@ class Loader : private core::ValueChecker {
         t.min_version = version->string;
       else
         error(version->line, where("min_version", s) + " must be \"1.2\" or \"1.3\", not " + quote(version->string));
+    }
+    if (const Value* kernel = get(table, "kernel_tls", Type::string, s)) {
+      if (kernel->string == "auto" || kernel->string == "on" || kernel->string == "off")
+        t.kernel_tls = kernel->string;
+      else
+        error(kernel->line, where("kernel_tls", s) + " must be \"auto\", \"on\" or \"off\", not " + quote(kernel->string));
     }
   }
 

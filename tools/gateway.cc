@@ -195,6 +195,7 @@ struct Shard::Connection final : protocol::SessionHost {
     return true;
   }
   bool client_tls_required() const override { return shard.settings_.gateway.listen[listener].require_tls; }
+  const char* client_tls_records() const override { return tls[kClient] ? tls[kClient]->records_path() : "none"; }
   bool start_backend_tls(const protocol::Target& target) override { return shard.start_backend_tls(*this, target); }
   protocol::oidc::TokenAuthenticator* token_authenticator() override { return shard.tokens_.get(); }
   bool client_on_loopback() const override { return shard.settings_.gateway.listen[listener].loopback; }
@@ -415,7 +416,14 @@ void Shard::arm_recv(Connection& conn, int side) {
       conn.peer_gone[side] || conn.fd[side] < 0 || (side == kBackend && conn.connecting))
     return;
   conn.recv_armed[side] = true;
-  reactor_.recv_multishot(conn.fd[side], conn.tag(OpKind::recv, side));
+  // While a handshake may still move the receive direction to the kernel, one receive
+  // at a time: the kernel must find every record after the handshake's last still in
+  // the socket, which an armed multishot receive could already have taken.
+  const core::tls::Stream* tls = conn.tls[side].get();
+  if (tls != nullptr && tls->kernel_tls_offered() && !tls->handshake_done())
+    reactor_.recv_once(conn.fd[side], conn.tag(OpKind::recv, side));
+  else
+    reactor_.recv_multishot(conn.fd[side], conn.tag(OpKind::recv, side));
 }
 
 void Shard::on_recv(Connection& conn, int side, const core::Completion& c) {
@@ -431,10 +439,14 @@ void Shard::on_recv(Connection& conn, int side, const core::Completion& c) {
       constexpr uint8_t kTlsHandshakeRecord = 0x16;
       if (chunk.data[0] == kTlsHandshakeRecord && tls_context_) start_client_tls(conn, /*direct=*/true);
     }
-    if (conn.tls[side]) receive_tls(conn, side, chunk);
+    // A receive direction the kernel took delivers plaintext, like a plaintext socket.
+    if (conn.tls[side] && !conn.tls[side]->kernel_receive()) receive_tls(conn, side, chunk);
     else if (side == kClient) session.on_client_data(chunk);
     else session.on_backend_data(chunk);
     if (conn.phase != Connection::Phase::active) return;
+  } else if (c.result == -EIO && conn.tls[side] && conn.tls[side]->kernel_receive()) {
+    // Kernel TLS: a control record (an alert) is next; a plain receive cannot take it.
+    if (!receive_kernel_control_record(conn, side)) return;
   } else if (c.result == 0 || (c.result != -ENOBUFS && c.result != -ECANCELED)) {
     peer_closed(conn, side, c.result);  // EOF, or a socket error (ECONNRESET, ETIMEDOUT...)
     return;
@@ -448,6 +460,11 @@ void Shard::on_recv(Connection& conn, int side, const core::Completion& c) {
 void Shard::start_client_tls(Connection& conn, bool direct) {
   conn.tls[kClient] = std::make_unique<core::tls::Stream>(tls_context_, core::tls::Stream::Role::server);
   conn.tls_direct = direct;
+  if (shared_.kernel_tls) {
+    conn.tls[kClient]->offer_kernel_tls(conn.fd[kClient]);
+    // The armed multishot receive ends; arm_recv re-arms one receive at a time.
+    if (conn.recv_armed[kClient]) reactor_.cancel(conn.tag(OpKind::recv, kClient));
+  }
   if (!direct) {
     const uint8_t willing = 'S';  // the answer to SSLRequest, the last plaintext byte
     conn.tls[kClient]->queue_plain_prefix({&willing, 1});
@@ -470,7 +487,7 @@ bool Shard::start_backend_tls(Connection& conn, const protocol::Target& target) 
 // partial record itself), so the receive buffer can go back once this returns.
 void Shard::receive_tls(Connection& conn, int side, const core::Chunk& chunk) {
   core::tls::Stream& tls = *conn.tls[side];
-  tls.feed({chunk.data, chunk.size});
+  tls.feed({chunk.data, chunk.size}, /*socket_idle=*/!conn.recv_armed[side]);
   // The receive buffer goes back after this call: the stream must not keep pointing
   // into it, whichever way the loop ends (a session that finished stops it early).
   struct ForgetInput {
@@ -481,7 +498,8 @@ void Shard::receive_tls(Connection& conn, int side, const core::Chunk& chunk) {
     size_t got = 0;
     const core::tls::Stream::Status status = tls.read(tls_plaintext_, got);
     if (tls.take_handshake_completed()) {
-      LOG_DEBUG("%s: TLS established (%s, userspace records)", conn.session->peer().c_str(), tls.describe().c_str());
+      LOG_DEBUG("%s: TLS established (%s, %s records%s%s)", conn.session->peer().c_str(), tls.describe().c_str(),
+                tls.records_path(), tls.kernel_tls_problem().empty() ? "" : ": ", tls.kernel_tls_problem().c_str());
       if (side == kClient) conn.session->on_client_tls_established(conn.tls_direct, tls.alpn());
       else conn.session->on_backend_tls_established();
       if (conn.phase != Connection::Phase::active) return;
@@ -514,6 +532,26 @@ void Shard::receive_tls(Connection& conn, int side, const core::Chunk& chunk) {
   }
   // The handshake (or a key update) may have produced bytes for the peer.
   if (tls.output_bytes() > 0) start_send(conn, side);
+}
+
+// A receive on a kernel TLS direction failed with EIO: a control record waits. False
+// when the connection ends here.
+bool Shard::receive_kernel_control_record(Connection& conn, int side) {
+  core::tls::Stream& tls = *conn.tls[side];
+  size_t got = 0;
+  const core::tls::Stream::Status status = tls.read_kernel_control_record(tls_plaintext_, got);
+  if (status == core::tls::Stream::Status::ok || status == core::tls::Stream::Status::need_input) {
+    if (got > 0) {
+      const core::Chunk plain{tls_plaintext_.data(), static_cast<uint32_t>(got), core::kNoBuffer};
+      if (side == kClient) conn.session->on_client_data(plain);
+      else conn.session->on_backend_data(plain);
+    }
+    return conn.phase == Connection::Phase::active;
+  }
+  if (status == core::tls::Stream::Status::failed)
+    LOG_INFO("%s: %s", conn.session->peer().c_str(), tls.error().c_str());
+  peer_closed(conn, side, status == core::tls::Stream::Status::closed ? 0 : -EPROTO);
+  return false;
 }
 
 // Encrypts queued plaintext while the ciphertext waiting to go out is small (so the
@@ -575,7 +613,8 @@ void Shard::start_send(Connection& conn, int side) {
   if (conn.send_in_flight[side] || conn.fd[side] < 0 || conn.peer_gone[side] || conn.phase == Connection::Phase::tearing_down)
     return;
   if (side == kBackend && conn.connecting) return;
-  if (conn.tls[side]) {
+  // A send direction the kernel took is sent like plaintext: the kernel frames it.
+  if (conn.tls[side] && !conn.tls[side]->kernel_send()) {
     send_tls(conn, side);
     return;
   }
@@ -604,7 +643,7 @@ void Shard::on_send(Connection& conn, int side, const core::Completion& c) {
     return;
   }
   if (side == kClient) conn.last_client_progress_tick = timers_.now_tick();
-  if (conn.tls[side]) {
+  if (conn.tls[side] && !conn.tls[side]->kernel_send()) {
     conn.tls[side]->output_sent(static_cast<size_t>(c.result));
     start_send(conn, side);  // encrypts more of the queue: the session then sees it shrink
     if (conn.phase == Connection::Phase::active) conn.session->on_sent(side_of(side));

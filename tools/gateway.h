@@ -68,6 +68,9 @@ struct GatewayShared {
   Reloadable<mask::Masking> masking;
   // The certificate offered to clients (null: TLS off); new handshakes use the latest.
   Reloadable<core::tls::Context> tls;
+  // Client handshakes offer the kernel the record layer (the probe found kernel TLS and
+  // [tls] kernel_tls is not "off").
+  bool kernel_tls = false;
   // Per target (same index as settings->targets): the client context for TLS toward
   // it; null when its sslmode is disable.
   std::vector<std::shared_ptr<const core::tls::Context>> backend_tls;
@@ -121,6 +124,7 @@ class Shard {
   void start_client_tls(Connection& conn, bool direct);
   bool start_backend_tls(Connection& conn, const protocol::Target& target);
   void receive_tls(Connection& conn, int side, const core::Chunk& chunk);
+  bool receive_kernel_control_record(Connection& conn, int side);
   void send_tls(Connection& conn, int side);
   bool nothing_to_send(const Connection& conn, int side) const;
   void on_wake(uint64_t value);

@@ -236,12 +236,18 @@ int main(int argc, char** argv) {
       LOG_ERROR("[tls]: %s; nothing was started", problem.c_str());
       return 1;
     }
-    std::string why;
-    const bool kernel_tls = sluice::core::tls::probe_kernel_tls(why);
-    LOG_INFO("TLS: certificate %s, TLS %s or newer; records encrypted in userspace (%s)", context->description().c_str(),
-             settings.tls.min_version.c_str(),
-             kernel_tls ? "the kernel offers TLS offload, which this build does not use yet"
-                        : ("kernel TLS unavailable: " + why).c_str());
+    std::string why = "[tls] kernel_tls = \"off\"";
+    const bool probed = settings.tls.kernel_tls != "off" && sluice::core::tls::probe_kernel_tls(why);
+    shared.kernel_tls = probed || settings.tls.kernel_tls == "on";
+    std::string records = "records encrypted in userspace (kernel TLS unavailable: " + why + ")";
+    if (probed)
+      records = "kernel TLS available: connections hand their records to the kernel where their cipher allows "
+                "(each session_start audit record says which path it took)";
+    else if (shared.kernel_tls)
+      records = "kernel TLS offered on every connection ([tls] kernel_tls = \"on\") although the probe failed (" + why +
+                "): connections the kernel refuses stay in userspace";
+    LOG_INFO("TLS: certificate %s, TLS %s or newer; %s", context->description().c_str(), settings.tls.min_version.c_str(),
+             records.c_str());
     shared.tls.publish(std::move(context));
   }
   // TLS toward targets: one client context each (CA, client certificate), built now so

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "core/tls.h"
 #include "tests/integration/fixture.h"
 #include "tests/test_pki.h"
 
@@ -313,6 +314,85 @@ TEST_F(Tls, CertificateReloadKeepsRunningSessions) {
   Conn after(conninfo("verify-full"));
   ASSERT_TRUE(after.ok()) << after.error();
   EXPECT_EQ(peer_common_name(after), "renewed.localhost");
+}
+
+// [tls] kernel_tls = "on": every client handshake offers its record layer to the
+// kernel (one receive at a time until the handshake ends). On a kernel with TLS the
+// sessions then run on kernel records; on one without (this CI machine), each refusal
+// leaves the connection in userspace, and the session must not notice either way.
+class KernelTls : public Tls {
+ protected:
+  SluicedOptions options() override { return {.tls_toml = tls_toml() + "kernel_tls = \"on\"\n"}; }
+
+  // Every session_start so far names its TLS path: the kernel's (both ways, or sends
+  // only where OpenSSL hands over send keys only) or userspace.
+  void expect_records_path(bool kernel) {
+    const std::string starts = audit_session_starts();
+    size_t at = 0, count = 0;
+    while ((at = starts.find("\"tls_records\":\"", at)) != std::string::npos) {
+      at += std::strlen("\"tls_records\":\"");
+      const std::string path = starts.substr(at, starts.find('"', at) - at);
+      if (kernel) {
+        EXPECT_EQ(path.rfind("kernel", 0), 0u) << starts;
+      } else {
+        EXPECT_EQ(path, "userspace") << starts;
+      }
+      ++count;
+    }
+    EXPECT_GT(count, 0u) << starts;
+  }
+
+  // libpq (verify-full), a large result, a COPY in, then pgbench with a new connection
+  // per transaction (200 handshakes): the session
+  // works whoever frames the records.
+  void run_sessions() {
+    Conn conn(conninfo("verify-full"));
+    ASSERT_TRUE(conn.ok()) << conn.error();
+    EXPECT_EQ(query_value(conn, "SELECT length(string_agg(md5(i::text), '')) FROM generate_series(1, 100000) i"),
+              "3200000");
+    query(conn, "CREATE TEMP TABLE copied (line text)");
+    Result started(PQexec(conn, "COPY copied FROM STDIN"));
+    ASSERT_EQ(PQresultStatus(started.get()), PGRES_COPY_IN) << PQerrorMessage(conn);
+    const std::string chunk(64 * 1024 - 1, 'k');
+    for (int i = 0; i < 32; ++i) ASSERT_EQ(PQputCopyData(conn, (chunk + "\n").data(), static_cast<int>(chunk.size() + 1)), 1);
+    ASSERT_EQ(PQputCopyEnd(conn, nullptr), 1);
+    Result finished(PQgetResult(conn));
+    ASSERT_EQ(PQresultStatus(finished.get()), PGRES_COMMAND_OK) << PQerrorMessage(conn);
+    EXPECT_EQ(query_value(conn, "SELECT sum(length(line)) FROM copied"), std::to_string(32 * (64 * 1024 - 1)));
+
+    const std::string script = pki_dir_ + "/select.sql";
+    write_file(script, "\\set n random(1, 1000)\nSELECT :n + 1;\n");
+    ProgramOptions pgbench_options;
+    pgbench_options.env = {"PGPASSWORD=" + std::string(kAlicePassword), "PGSSLMODE=verify-full",
+                           "PGSSLROOTCERT=" + pki_.ca_file};
+    ProgramResult r = run_program({pg().bin("pgbench"), "-n", "-f", script, "-c", "4", "-t", "50", "-M", "prepared", "-C",
+                                   "-h", "127.0.0.1", "-p", std::to_string(gw().port()), "-U", "alice", "app"},
+                                  pgbench_options);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("number of transactions actually processed: 200/200"), std::string::npos) << r.out << r.err;
+  }
+};
+
+TEST_F(KernelTls, EveryConnectionOffersTheKernelAndSessionsWorkEitherWay) {
+  run_sessions();
+  std::string why;
+  const bool kernel = core::tls::probe_kernel_tls(why);
+  EXPECT_NE(gw().log().find(kernel ? "kernel TLS available" : "kernel TLS offered on every connection"),
+            std::string::npos)
+      << gw().log();
+  expect_records_path(kernel);
+}
+
+// The kernel path proper; reported as skipped where the kernel has no TLS.
+TEST_F(KernelTls, SessionsRunOnKernelRecordsWhereTheKernelHasTls) {
+  std::string why;
+  if (!core::tls::probe_kernel_tls(why)) GTEST_SKIP() << "kernel TLS unavailable here: " << why;
+  run_sessions();
+  // psql ends with close_notify: a control record the kernel hands over separately.
+  ProgramResult r = run_program({pg().bin("psql"), "-X", "-A", "-t", "-c", "SELECT 40 + 2", conninfo("verify-full")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("42"), std::string::npos) << r.out;
+  expect_records_path(/*kernel=*/true);
 }
 
 class RequireTls : public Tls {

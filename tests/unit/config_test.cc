@@ -405,6 +405,14 @@ TEST(Config, TlsSectionAndRequireTls) {
   EXPECT_DIAGNOSTIC(bad, "sluice.toml:4: error: unknown key 'ciphers' in [tls]");
   auto bad_version = load("[tls]\ncert_file = \"a\"\nkey_file = \"b\"\nmin_version = \"1.1\"\n" + with_gateway(""));
   EXPECT_DIAGNOSTIC(bad_version, "sluice.toml:4: error: 'min_version' in [tls] must be \"1.2\" or \"1.3\", not '1.1'");
+
+  EXPECT_EQ(with_tls.settings.tls.kernel_tls, "auto") << "the kernel takes records where it can";
+  auto kernel_off = load("[tls]\ncert_file = \"a\"\nkey_file = \"b\"\nkernel_tls = \"off\"\n" + with_gateway(""));
+  ASSERT_TRUE(kernel_off.ok()) << report(kernel_off);
+  EXPECT_EQ(kernel_off.settings.tls.kernel_tls, "off");
+  auto bad_kernel = load("[tls]\ncert_file = \"a\"\nkey_file = \"b\"\nkernel_tls = \"yes\"\n" + with_gateway(""));
+  EXPECT_DIAGNOSTIC(bad_kernel,
+                    "sluice.toml:4: error: 'kernel_tls' in [tls] must be \"auto\", \"on\" or \"off\", not 'yes'");
 }
 
 TEST(Config, TargetSslmodes) {

@@ -3,13 +3,21 @@
 // path relies on.
 #include "core/tls.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/test_pki.h"
@@ -231,6 +239,164 @@ TEST_F(TlsStream, ServerFilesAreCheckedWithClearReasons) {
   auto good = Context::server({pki.cert_file, pki.key_file}, problem);
   ASSERT_NE(good, nullptr) << problem;
   EXPECT_NE(good->description().find("CN=localhost"), std::string::npos) << good->description();
+}
+
+// The kernel-TLS offer where the kernel cannot take it (here: not a TCP socket, so the
+// "tls" upper layer cannot attach; on a kernel without CONFIG_TLS every socket is like
+// this): OpenSSL asks, is refused, and the whole connection stays in userspace.
+TEST_F(TlsStream, KernelTlsOfferTheKernelRefusesStaysInUserspace) {
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  for (int max_version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SCOPED_TRACE(max_version == TLS1_3_VERSION ? "TLS 1.3" : "TLS 1.2");
+    Stream server(server_context(), Stream::Role::server);
+    server.offer_kernel_tls(pair[0]);
+    EXPECT_TRUE(server.kernel_tls_offered());
+    auto context = client_context(pki.ca_file);
+    SSL_CTX_set_max_proto_version(context->native(), max_version);
+    Stream client(context, Stream::Role::client, "localhost");
+    ASSERT_TRUE(handshake(client, server)) << client.error() << " / " << server.error();
+    EXPECT_FALSE(server.kernel_send());
+    EXPECT_FALSE(server.kernel_receive());
+    EXPECT_STREQ(server.records_path(), "userspace");
+    // OpenSSL did offer the keys (so this path was exercised), and the reason is kept.
+    EXPECT_NE(server.kernel_tls_problem().find("TCP_ULP"), std::string::npos) << server.kernel_tls_problem();
+
+    ASSERT_TRUE(client.write(bytes_of("query")));
+    std::string received;
+    transfer(client, server, &received);
+    EXPECT_EQ(received, "query");
+    ASSERT_TRUE(server.write(bytes_of("reply")));
+    std::string reply;
+    transfer(server, client, &reply);
+    EXPECT_EQ(reply, "reply");
+  }
+  // Nothing went to the socket: every byte stayed with the owner.
+  char probe;
+  EXPECT_EQ(recv(pair[1], &probe, 1, MSG_DONTWAIT), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  close(pair[0]);
+  close(pair[1]);
+}
+
+// A connected loopback TCP pair.
+struct TcpPair {
+  int server = -1, client = -1;
+  TcpPair() {
+    const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 && listen(listener, 1) == 0 &&
+        getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+      client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (connect(client, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0)
+        server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    }
+    close(listener);
+  }
+  ~TcpPair() {
+    if (server >= 0) close(server);
+    if (client >= 0) close(client);
+  }
+};
+
+// The server side as the gateway runs it: one receive at a time during the handshake
+// (socket_idle), output sent as the stream hands it over.
+bool serve_handshake(Stream& server, int fd) {
+  while (!server.handshake_done()) {
+    uint8_t buffer[16 * 1024];
+    const ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+    if (n <= 0) return false;
+    server.feed({buffer, static_cast<size_t>(n)}, /*socket_idle=*/true);
+    size_t got = 0;
+    uint8_t none[1];
+    const Status status = server.read(std::span<uint8_t>(none, 0), got);
+    server.feed({});
+    if (status == Status::failed) return false;
+    for (auto out = server.pending_output(); !out.empty(); out = server.pending_output()) {
+      if (send(fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) return false;
+      server.output_sent(out.size());
+    }
+  }
+  return true;
+}
+
+// Where the kernel has TLS (CONFIG_TLS): after the handshake the kernel frames what
+// sluice sends (plaintext on the socket), and, where OpenSSL hands over receive keys
+// (TLS 1.3 with OpenSSL 3.2 and later; Debian 12's 3.0 hands send keys only), what it
+// receives, the client's close_notify then arriving as a control record. Skipped, not
+// passed, on kernels without it.
+TEST_F(TlsStream, KernelTlsTakesWhatOpenSslHandsOverWhereTheKernelHasIt) {
+  std::string why;
+  if (!probe_kernel_tls(why)) GTEST_SKIP() << "kernel TLS unavailable here: " << why;
+  for (int max_version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SCOPED_TRACE(max_version == TLS1_3_VERSION ? "TLS 1.3" : "TLS 1.2");
+    TcpPair sockets;
+    ASSERT_GE(sockets.server, 0);
+    auto client_ctx = client_context(pki.ca_file);
+    SSL_CTX_set_max_proto_version(client_ctx->native(), max_version);
+    // The client: stock OpenSSL on a blocking socket, on its own thread. It writes only
+    // once the server says its handshake is done (so nothing trails the Finished).
+    std::promise<void> server_ready;
+    auto client_result = std::async(std::launch::async, [&, ready = server_ready.get_future()]() mutable {
+      SSL* ssl = SSL_new(client_ctx->native());
+      SSL_set_fd(ssl, sockets.client);
+      expect_peer_name(ssl, "localhost");
+      std::string result;
+      if (SSL_connect(ssl) != 1) {
+        result = "client handshake failed";
+      } else {
+        ready.wait();
+        char reply[5] = {};
+        if (SSL_write(ssl, "query", 5) != 5 || SSL_read(ssl, reply, 5) != 5) result = "client I/O failed";
+        else result = std::string(reply, 5);
+        SSL_shutdown(ssl);
+      }
+      SSL_free(ssl);
+      return result;
+    });
+    Stream server(server_context(), Stream::Role::server);
+    server.offer_kernel_tls(sockets.server);
+    const bool handshook = serve_handshake(server, sockets.server);
+    server_ready.set_value();
+    ASSERT_TRUE(handshook) << server.error();
+    EXPECT_TRUE(server.kernel_send()) << server.kernel_tls_problem();
+    if (server.kernel_receive()) {
+      EXPECT_EQ(max_version, TLS1_3_VERSION) << "TLS 1.2 receives stay in userspace";
+    }
+    EXPECT_EQ(std::string(server.records_path()).rfind("kernel", 0), 0u) << server.records_path();
+
+    // Receive: plaintext straight from the socket (kernel), or records through the stream.
+    std::string query;
+    char buffer[64];
+    while (query.size() < 5) {
+      const ssize_t n = recv(sockets.server, buffer, sizeof buffer, 0);
+      ASSERT_GT(n, 0) << std::strerror(errno);
+      if (server.kernel_receive()) {
+        query.append(buffer, static_cast<size_t>(n));
+      } else {
+        server.feed({reinterpret_cast<uint8_t*>(buffer), static_cast<size_t>(n)});
+        uint8_t plain[64];
+        size_t got = 0;
+        while (server.read(plain, got) == Status::ok && got > 0) query.append(reinterpret_cast<char*>(plain), got);
+        server.feed({});
+      }
+    }
+    EXPECT_EQ(query, "query");
+    // Send: plaintext on the socket; the kernel frames it.
+    ASSERT_EQ(send(sockets.server, "reply", 5, MSG_NOSIGNAL), 5);
+    EXPECT_EQ(client_result.get(), "reply");
+    if (server.kernel_receive()) {
+      // The client's close_notify: a control record a plain receive cannot take.
+      EXPECT_EQ(recv(sockets.server, buffer, sizeof buffer, 0), -1);
+      EXPECT_EQ(errno, EIO);
+      uint8_t plain[64];
+      size_t got = 0;
+      EXPECT_EQ(server.read_kernel_control_record(plain, got), Status::closed) << server.error();
+    }
+  }
 }
 
 }  // namespace
