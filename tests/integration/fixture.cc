@@ -552,10 +552,14 @@ const char* const kPgHba =
     "local all all trust\n"
     "host all md5_user 127.0.0.1/32 md5\n"
     "host all plain_user 127.0.0.1/32 password\n"
+    // cert_user must also present a certificate for its name (a target's sslcert/sslkey).
+    "hostssl all cert_user 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n"
+    "host all cert_user 127.0.0.1/32 reject\n"
     "host all all 127.0.0.1/32 scram-sha-256\n";
 
 const char* const kRoles =
-    "CREATE ROLE sluice_app LOGIN; CREATE ROLE md5_user LOGIN; CREATE ROLE plain_user LOGIN;";
+    "CREATE ROLE sluice_app LOGIN; CREATE ROLE md5_user LOGIN; CREATE ROLE plain_user LOGIN; "
+    "CREATE ROLE cert_user LOGIN;";
 const char* const kDatabase = "CREATE DATABASE app OWNER sluice_app";
 
 const char* const kSchema = R"sql(
@@ -663,6 +667,7 @@ std::string build_template() {
   // The server's certificate names 127.0.0.1 and localhost; its key must belong to
   // the user PostgreSQL runs as.
   test_pki::Pki pki(data, "sluice test PostgreSQL CA");
+  pki.issue("client", "cert_user", "");  // client.crt/.key: what cert_user's logins present
   if (geteuid() == 0) {
     if (const passwd* pg = getpwnam("postgres")) {
       for (const std::string& file : {pki.ca_file, pki.cert_file, pki.key_file})
@@ -736,6 +741,8 @@ PgCluster& PgCluster::shared() {
 
 std::string PgCluster::bin(const std::string& program) const { return pg_bin(program); }
 std::string PgCluster::ca_file() const { return data_dir_ + "/ca.crt"; }
+std::string PgCluster::client_cert_file() const { return data_dir_ + "/client.crt"; }
+std::string PgCluster::client_key_file() const { return data_dir_ + "/client.key"; }
 
 PgCluster::PgCluster() {
   const std::string template_data = template_data_dir();
@@ -764,7 +771,8 @@ PgCluster::PgCluster() {
                                 "SET password_encryption = 'md5';"
                                 "ALTER ROLE md5_user PASSWORD '" + md5_password_ + "';"
                                 "RESET password_encryption;"
-                                "ALTER ROLE plain_user PASSWORD '" + plain_password_ + "';";
+                                "ALTER ROLE plain_user PASSWORD '" + plain_password_ + "';"
+                                "ALTER ROLE cert_user PASSWORD '" + app_password_ + "';";
   exec_or_throw(su, passwords.c_str(), "passwords");
 }
 
@@ -859,6 +867,7 @@ std::string Sluiced::render_config() const {
       << "password_file = " << toml_string(password_file) << "\n";
     if (!t.sslmode.empty()) c << "sslmode = " << toml_string(t.sslmode) << "\n";
     if (!t.sslrootcert.empty()) c << "sslrootcert = " << toml_string(t.sslrootcert) << "\n";
+    if (!t.sslcert.empty()) c << "sslcert = " << toml_string(t.sslcert) << "\nsslkey = " << toml_string(t.sslkey) << "\n";
   }
   for (const auto& u : options_.users) {
     c << "\n[[user]]\n"

@@ -172,6 +172,11 @@ class PgCluster {
   std::string bin(const std::string& program) const;
   // The CA that signed the server's certificate (ssl = on; names 127.0.0.1, localhost).
   std::string ca_file() const;
+  // A client certificate for the role cert_user (CN=cert_user), signed by ca_file().
+  // cert_user (password: app_password()) logs in only over TLS with it
+  // (clientcert=verify-full).
+  std::string client_cert_file() const;
+  std::string client_key_file() const;
 
  private:
   void stop();
@@ -197,6 +202,8 @@ struct GatewayTarget {
   uint16_t port = 0;          // 0: the shared cluster's port
   std::string sslmode{};      // empty: not written (sluice's default, prefer)
   std::string sslrootcert{};  // empty: not written
+  std::string sslcert{};      // with sslkey: a client certificate toward the target
+  std::string sslkey{};
 };
 
 struct GatewayUser {

@@ -482,6 +482,36 @@ TEST_F(BackendTls, EverySslmodeAgainstRealPostgres) {
   EXPECT_STREQ(PQgetvalue(rows.get(), 49999, 0), "50000");
 }
 
+// Optional client certificates toward the backend: the cluster lets cert_user in only
+// with a certificate naming it (pg_hba clientcert=verify-full).
+class BackendTlsClientCertificate : public BackendTls {
+ protected:
+  SluicedOptions options() override {
+    const PgCluster& pg = PgCluster::shared();
+    GatewayTarget with_cert{"with_cert", "app", "cert_user", pg.app_password()};
+    with_cert.sslmode = "verify-full";
+    with_cert.sslrootcert = pg.ca_file();
+    with_cert.sslcert = pg.client_cert_file();
+    with_cert.sslkey = pg.client_key_file();
+    GatewayTarget without_cert = with_cert;
+    without_cert.name = "without_cert";
+    without_cert.sslcert.clear();
+    without_cert.sslkey.clear();
+    return {.targets = {with_cert, without_cert}};
+  }
+};
+
+TEST_F(BackendTlsClientCertificate, TheTargetsCertificateIsPresented) {
+  Conn conn(gw().conninfo("alice", kAlicePassword, "with_cert"));
+  ASSERT_TRUE(conn.ok()) << conn.error() << gw().log();
+  EXPECT_EQ(query_value(conn, "SELECT current_user"), "cert_user");
+  EXPECT_EQ(query_value(conn, "SELECT client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()"), "/CN=cert_user");
+
+  Conn refused(gw().conninfo("alice", kAlicePassword, "without_cert"));
+  EXPECT_FALSE(refused.ok());
+  EXPECT_NE(gw().log().find("connection requires a valid client certificate"), std::string::npos) << gw().log();
+}
+
 class BackendTlsUntrusted : public BackendTls {
  protected:
   std::string other_dir_ = make_temp_dir("sluice-it-pki-", false);
