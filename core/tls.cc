@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -106,6 +107,10 @@ constexpr uint8_t kRecordTypeApplicationData = 23;
 
 // The size of the kernel's key-material struct for a cipher (OpenSSL passes a union;
 // the kernel wants the exact size of the member its cipher_type names). 0: unknown.
+// Set once a "tls" upper layer could not be attached for want of the module: later
+// connections are not offered to the kernel (each attempt would ask for the module).
+std::atomic<bool> g_kernel_tls_module_absent{false};
+
 size_t crypto_info_size(uint16_t cipher_type) {
   switch (cipher_type) {
     case TLS_CIPHER_AES_GCM_128: return sizeof(tls12_crypto_info_aes_gcm_128);
@@ -263,8 +268,21 @@ long Stream::bio_ctrl(int command, long number, void* pointer) {
   }
 }
 
+void RecordTypeControl::attach(msghdr& message, uint8_t record_type) {
+  message.msg_control = bytes;
+  message.msg_controllen = sizeof bytes;
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_TLS;
+  header->cmsg_type = TLS_SET_RECORD_TYPE;
+  header->cmsg_len = CMSG_LEN(sizeof record_type);
+  std::memcpy(CMSG_DATA(header), &record_type, sizeof record_type);
+  message.msg_controllen = header->cmsg_len;
+}
+
+bool openssl_offers_receive_keys() { return OpenSSL_version_num() >= 0x30200000L; }
+
 void Stream::offer_kernel_tls(int fd) {
-  if (ssl_ == nullptr || handshake_done_) return;
+  if (ssl_ == nullptr || handshake_done_ || g_kernel_tls_module_absent.load(std::memory_order_relaxed)) return;
   kernel_fd_ = fd;
   SSL_set_options(ssl_, SSL_OP_ENABLE_KTLS);
 }
@@ -285,8 +303,10 @@ bool Stream::move_direction_to_kernel(bool send_direction, const void* crypto_in
   if (!send_direction && (!socket_idle_ || !input_.empty()))
     return refuse_kernel("the client sent more right behind its handshake");
   if (!upper_layer_attached_) {
-    if (setsockopt(kernel_fd_, IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") != 0)
+    if (setsockopt(kernel_fd_, IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") != 0) {
+      if (errno == ENOENT) g_kernel_tls_module_absent.store(true, std::memory_order_relaxed);
       return refuse_kernel(std::string("setsockopt(TCP_ULP, \"tls\"): ") + std::strerror(errno));
+    }
     upper_layer_attached_ = true;
   }
   // Bytes written before the switch are userspace records: they must be on the wire
@@ -322,34 +342,50 @@ bool Stream::send_output_now() {
 }
 
 // A control record (alert, handshake message) on a kernel send direction: one sendmsg
-// naming its type. Only when nothing else waits, so records stay in order.
+// naming its type, or, when the socket cannot take it now, kept for the owner to send
+// after its queued plaintext (as a userspace record would have been queued).
 int Stream::send_control_record(const char* data, int size) {
   const uint8_t type = control_record_type_;
   control_record_type_ = 0;
-  if (!staging_.empty() || in_flight_sent_ != in_flight_.size()) return -1;
-  iovec iov{const_cast<char*>(data), static_cast<size_t>(size)};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof type)] = {};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_TLS;
-  header->cmsg_type = TLS_SET_RECORD_TYPE;
-  header->cmsg_len = CMSG_LEN(sizeof type);
-  std::memcpy(CMSG_DATA(header), &type, sizeof type);
-  message.msg_controllen = header->cmsg_len;
-  ssize_t n = 0;
-  do {
-    n = ::sendmsg(kernel_fd_, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  return n == size ? size : -1;
+  if (type == kRecordTypeHandshake && handshake_done_) {
+    // After the handshake that is a KeyUpdate answering the client's; this OpenSSL would
+    // switch its own send key, which the kernel, still encrypting, cannot follow.
+    error_ = "the client asked for a TLS key update, which kernel TLS cannot follow; the session is closed";
+    return -1;
+  }
+  if (!staging_.empty() || in_flight_sent_ != in_flight_.size()) return -1;  // never after the switch
+  size_t sent = 0;
+  if (pending_control_.empty()) {
+    iovec iov{const_cast<char*>(data), static_cast<size_t>(size)};
+    msghdr message{};
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    RecordTypeControl control;
+    control.attach(message, type);
+    ssize_t n = 0;
+    do {
+      n = ::sendmsg(kernel_fd_, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    sent = n > 0 ? static_cast<size_t>(n) : 0;
+    if (sent == static_cast<size_t>(size)) return size;
+    pending_control_type_ = type;
+  } else if (pending_control_type_ != type) {
+    return -1;  // two kinds of control record waiting: not a sequence OpenSSL writes
+  }
+  pending_control_.insert(pending_control_.end(), data + sent, data + size);
+  return size;
+}
+
+void Stream::control_record_sent(size_t bytes) {
+  pending_control_.erase(pending_control_.begin(),
+                         pending_control_.begin() + static_cast<std::ptrdiff_t>(std::min(bytes, pending_control_.size())));
 }
 
 const char* Stream::records_path() const {
   if (kernel_send_ && kernel_receive_) return "kernel";
   if (kernel_send_) return "kernel send, userspace receive";
+  if (kernel_receive_) return "kernel receive, userspace send";
   return "userspace";
 }
 
@@ -379,9 +415,14 @@ Stream::Status Stream::read_kernel_control_record(std::span<uint8_t> out, size_t
   got = static_cast<size_t>(n);
   if (type == kRecordTypeApplicationData) return Status::ok;
   constexpr uint8_t kCloseNotify = 0;
+  constexpr uint8_t kWarning = 1;
   if (type == kRecordTypeAlert && got >= 2 && out[1] == kCloseNotify) {
     got = 0;
     return Status::closed;
+  }
+  if (type == kRecordTypeAlert && got >= 2 && out[0] == kWarning) {
+    got = 0;  // a warning (user_canceled before a close_notify): nothing to act on
+    return Status::need_input;
   }
   error_ = type == kRecordTypeAlert ? "the peer sent TLS alert " + std::to_string(got >= 2 ? out[1] : 0)
            : type == kRecordTypeHandshake

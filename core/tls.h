@@ -12,6 +12,7 @@
 #pragma once
 
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <memory>
@@ -53,6 +54,17 @@ class Context {
   SSL_CTX* ctx_;
   std::string description_;
 };
+
+// The control area of a sendmsg that names the kernel TLS record type of its bytes
+// (TLS_SET_RECORD_TYPE): alerts and handshake messages on a kernel send direction.
+struct RecordTypeControl {
+  alignas(cmsghdr) char bytes[CMSG_SPACE(sizeof(uint8_t))] = {};
+  void attach(msghdr& message, uint8_t record_type);
+};
+
+// Whether this OpenSSL hands receive keys to the kernel under TLS 1.3 (3.2 and later;
+// Debian 12's 3.0 hands over send keys only).
+bool openssl_offers_receive_keys();
 
 // One TLS connection. The owner alternates:
 //   feed(ciphertext) / read(plaintext)  for bytes from the peer,
@@ -99,7 +111,9 @@ class Stream {
   std::span<const uint8_t> pending_output();
   // `bytes` of pending_output() reached the socket.
   void output_sent(size_t bytes);
-  size_t output_bytes() const { return (in_flight_.size() - in_flight_sent_) + staging_.size(); }
+  size_t output_bytes() const {
+    return (in_flight_.size() - in_flight_sent_) + staging_.size() + pending_control_.size();
+  }
 
   bool handshake_done() const { return handshake_done_; }
   // The handshake completed during the last read(): true once, then false.
@@ -120,6 +134,11 @@ class Stream {
   // record (an alert) makes them fail with EIO; read_kernel_control_record() reads it.
   void offer_kernel_tls(int fd);
   bool kernel_tls_offered() const { return kernel_fd_ >= 0; }
+  // The handshake may still move the receive direction to the kernel: the owner must
+  // then keep at most one receive armed at a time (feed's socket_idle).
+  bool receive_may_move_to_kernel() const {
+    return kernel_fd_ >= 0 && !handshake_done_ && openssl_offers_receive_keys();
+  }
   bool kernel_send() const { return kernel_send_; }
   bool kernel_receive() const { return kernel_receive_; }
   // "kernel", "kernel send, userspace receive", "userspace" (logs and audit).
@@ -127,6 +146,15 @@ class Stream {
   // Why the kernel did not take a direction it was offered ("" when it took both or was
   // never asked).
   const std::string& kernel_tls_problem() const { return kernel_problem_; }
+  // Control records (an alert) the socket could not take at once on a kernel send
+  // direction: the owner sends them after its queued plaintext, with a RecordTypeControl
+  // naming `record_type`, and reports what went out.
+  std::span<const uint8_t> pending_control_record(uint8_t& record_type) const {
+    record_type = pending_control_type_;
+    return pending_control_;
+  }
+  void control_record_sent(size_t bytes);
+
   // After a receive failed with EIO on a kernel receive direction: reads the control
   // record waiting on the socket. closed: close_notify; failed: any other alert or a
   // post-handshake message the kernel cannot follow (error() says which); ok: data
@@ -164,6 +192,8 @@ class Stream {
   bool kernel_send_ = false;
   bool kernel_receive_ = false;
   uint8_t control_record_type_ = 0;  // OpenSSL's next write is this record type (0: data)
+  std::vector<uint8_t> pending_control_;  // a control record the socket did not take yet
+  uint8_t pending_control_type_ = 0;
   std::string kernel_problem_;
 };
 

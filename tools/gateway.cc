@@ -11,6 +11,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "core/log.h"
 
@@ -97,6 +98,9 @@ struct Shard::Connection final : protocol::SessionHost {
   bool tls_direct = false;           // the client opened with a ClientHello (no SSLRequest)
   bool client_bytes_seen = false;    // direct TLS is recognised by the first byte only
   bool close_notify_queued = false;
+  // Kernel TLS: the send in flight is a control record (its cmsg lives here until done).
+  bool control_in_flight[2] = {false, false};
+  core::tls::RecordTypeControl record_type_control[2];
   core::TimerNode stall_timer;
   core::TimerNode finish_timer;
   std::unique_ptr<protocol::Session> session;
@@ -420,7 +424,7 @@ void Shard::arm_recv(Connection& conn, int side) {
   // at a time: the kernel must find every record after the handshake's last still in
   // the socket, which an armed multishot receive could already have taken.
   const core::tls::Stream* tls = conn.tls[side].get();
-  if (tls != nullptr && tls->kernel_tls_offered() && !tls->handshake_done())
+  if (tls != nullptr && tls->receive_may_move_to_kernel())
     reactor_.recv_once(conn.fd[side], conn.tag(OpKind::recv, side));
   else
     reactor_.recv_multishot(conn.fd[side], conn.tag(OpKind::recv, side));
@@ -463,7 +467,8 @@ void Shard::start_client_tls(Connection& conn, bool direct) {
   if (shared_.kernel_tls) {
     conn.tls[kClient]->offer_kernel_tls(conn.fd[kClient]);
     // The armed multishot receive ends; arm_recv re-arms one receive at a time.
-    if (conn.recv_armed[kClient]) reactor_.cancel(conn.tag(OpKind::recv, kClient));
+    if (conn.recv_armed[kClient] && conn.tls[kClient]->receive_may_move_to_kernel())
+      reactor_.cancel(conn.tag(OpKind::recv, kClient));
   }
   if (!direct) {
     const uint8_t willing = 'S';  // the answer to SSLRequest, the last plaintext byte
@@ -619,7 +624,10 @@ void Shard::start_send(Connection& conn, int side) {
     return;
   }
   core::OutQueue& queue = conn.session->out(side_of(side));
-  if (queue.empty()) return;
+  if (queue.empty()) {
+    if (conn.tls[side]) send_kernel_control_record(conn, side);
+    return;
+  }
   const int iov_count = queue.prepare_iovecs(conn.iov[side], 16);
   conn.send_in_flight[side] = true;
   if (iov_count == 1) {  // the common case (one reply, one buffer): plain send, no msghdr to import
@@ -633,8 +641,26 @@ void Shard::start_send(Connection& conn, int side) {
   reactor_.sendmsg(conn.fd[side], &message, conn.tag(OpKind::send, side));
 }
 
+// Kernel TLS: a control record (close_notify) the socket could not take at once goes
+// out after the queued plaintext, naming its record type.
+void Shard::send_kernel_control_record(Connection& conn, int side) {
+  uint8_t record_type = 0;
+  const std::span<const uint8_t> record = conn.tls[side]->pending_control_record(record_type);
+  if (record.empty()) return;
+  conn.iov[side][0] = iovec{const_cast<uint8_t*>(record.data()), record.size()};
+  msghdr& message = conn.message[side];
+  message = msghdr{};
+  message.msg_iov = conn.iov[side];
+  message.msg_iovlen = 1;
+  conn.record_type_control[side].attach(message, record_type);
+  conn.send_in_flight[side] = true;
+  conn.control_in_flight[side] = true;
+  reactor_.sendmsg(conn.fd[side], &message, conn.tag(OpKind::send, side));
+}
+
 void Shard::on_send(Connection& conn, int side, const core::Completion& c) {
   conn.send_in_flight[side] = false;
+  const bool control_record = std::exchange(conn.control_in_flight[side], false);
   if (c.result < 0) {
     // EPIPE/ECONNRESET: the peer is gone. Anything queued for it is dropped with the session.
     if (conn.phase == Connection::Phase::active) peer_closed(conn, side, c.result);
@@ -643,7 +669,10 @@ void Shard::on_send(Connection& conn, int side, const core::Completion& c) {
     return;
   }
   if (side == kClient) conn.last_client_progress_tick = timers_.now_tick();
-  if (conn.tls[side] && !conn.tls[side]->kernel_send()) {
+  if (control_record) {
+    conn.tls[side]->control_record_sent(static_cast<size_t>(c.result));
+    start_send(conn, side);
+  } else if (conn.tls[side] && !conn.tls[side]->kernel_send()) {
     conn.tls[side]->output_sent(static_cast<size_t>(c.result));
     start_send(conn, side);  // encrypts more of the queue: the session then sees it shrink
     if (conn.phase == Connection::Phase::active) conn.session->on_sent(side_of(side));

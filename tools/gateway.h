@@ -125,6 +125,7 @@ class Shard {
   bool start_backend_tls(Connection& conn, const protocol::Target& target);
   void receive_tls(Connection& conn, int side, const core::Chunk& chunk);
   bool receive_kernel_control_record(Connection& conn, int side);
+  void send_kernel_control_record(Connection& conn, int side);
   void send_tls(Connection& conn, int side);
   bool nothing_to_send(const Connection& conn, int side) const;
   void on_wake(uint64_t value);
