@@ -40,6 +40,9 @@
 #   BENCH_CONNECT_THREADS=4 client threads opening connections
 #   BENCH_CONNECT_REPEAT=2  connection-rate runs per kind
 #   BENCH_KEEP=1            keep the temporary directory (logs, configs) afterwards
+#   BENCH_WORK_ROOT=/var/tmp  where that directory (PostgreSQL's data, the audit
+#                           directories) goes; /dev/shm (tmpfs) takes the disk's sync
+#                           latency out, to tell it from sluice's own cost
 #   SLUICE_BUILD_DIR=...    use binaries from there instead of building build/release
 #   SLUICE_SHARDS=0         sluiced [gateway] shards (0 = one per core)
 set -euo pipefail
@@ -125,7 +128,7 @@ if [ "$(ulimit -n)" -lt $((2 * idle_sessions + 200)) ]; then
 fi
 
 # ---------------------------------------------------------------- workspace and cleanup
-work=$(mktemp -d /var/tmp/sluice-e2e.XXXXXX)
+work=$(mktemp -d "${BENCH_WORK_ROOT:-/var/tmp}/sluice-e2e.XXXXXX")
 chmod 755 "$work"
 mkdir -p "$work/pg" "$work/sluice"
 [ "$pg_os_user" = "$(id -un)" ] || chown "$pg_os_user:" "$work/pg"

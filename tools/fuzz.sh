@@ -4,6 +4,8 @@
 # and leaves the reproducer in build/fuzz/<target>.crashes/.
 #   tools/fuzz.sh            # FUZZ_SECONDS per target (default 30)
 #   FUZZ_TARGETS="policy" tools/fuzz.sh   # only some targets
+# Each source is compiled once (shared by the targets that link it), on every core;
+# the targets then run side by side, one per core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-30}"
@@ -35,25 +37,59 @@ declare -A libraries=(
 )
 failed=0
 targets="${FUZZ_TARGETS:-session scram jwt toml json sql_guard policy audit_listing mask_scanner value_rewrite mask_filter}"
-for target in $targets; do
-  echo "== fuzz: building $target"
-  # shellcheck disable=SC2086
-  if ! "$cxx" "${flags[@]}" ${sources[$target]} ${libraries[$target]:-} -lcrypto -o "$out/$target"; then
-    echo "fuzz: $target FAILED to build (its source list is in tools/fuzz.sh)"
-    failed=1
-    continue
+lanes=$(nproc)
+
+# Compile: every source any selected target needs, once, in parallel.
+objects="$out/obj"
+rm -rf "$objects"
+mkdir -p "$objects"
+unique_sources=$(for target in $targets; do
+  [ -n "${sources[$target]:-}" ] || { echo "fuzz: unknown target '$target'" >&2; exit 2; }
+  tr ' ' '\n' <<<"${sources[$target]}"
+done | sort -u)
+object_of() { printf '%s/%s.o' "$objects" "${1//\//__}"; }
+export -f object_of
+export objects cxx
+echo "== fuzz: compiling $(wc -w <<<"$unique_sources") sources on $lanes cores"
+if ! printf '%s\n' $unique_sources |
+    xargs -P "$lanes" -I{} bash -c 'src="$1"; shift; "$cxx" "$@" -c "$src" -o "$(object_of "$src")" || { echo "fuzz: $src FAILED to compile"; exit 255; }' _ {} "${flags[@]}"; then
+  echo "fuzz: compiling failed (the source lists are in tools/fuzz.sh)"
+  exit 1
+fi
+
+# Link and run one target; its output goes to $out/<target>.log.
+run_target() {
+  local target=$1 objs=() src
+  for src in ${sources[$target]}; do objs+=("$(object_of "$src")"); done
+  if ! "$cxx" "${flags[@]}" "${objs[@]}" ${libraries[$target]:-} -lcrypto -o "$out/$target" > "$out/$target.log" 2>&1; then
+    echo "fuzz: $target FAILED to link (its source list is in tools/fuzz.sh)"
+    cat "$out/$target.log"
+    return 1
   fi
-  work="$out/$target.corpus"
-  rm -rf "$work" && mkdir -p "$work" "$out/$target.crashes"
+  local work="$out/$target.corpus"
+  rm -rf "$work" "$out/$target.crashes" && mkdir -p "$work" "$out/$target.crashes"
   cp tests/fuzz/"$target"/* "$work"/
-  echo "== fuzz: running $target for ${seconds}s"
   if ! (cd "$out/$target.crashes" && "../$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
           -print_final_stats=1 "../$target.corpus" > "../$target.log" 2>&1); then
     echo "fuzz: $target FAILED; see $out/$target.log and the crash-* file in $out/$target.crashes/"
     tail -30 "$out/$target.log"
-    failed=1
-  else
-    grep -E "^stat::number_of_executed_units" "$out/$target.log" | sed "s/^/fuzz: $target: /" || true
+    return 1
   fi
+  grep -E "^stat::number_of_executed_units" "$out/$target.log" | sed "s/^/fuzz: $target: /" || true
+}
+
+# Run: $lanes targets at a time, each for $seconds.
+echo "== fuzz: running $(wc -w <<<"$targets") targets for ${seconds}s each, $lanes at a time"
+running=()
+for target in $targets; do
+  run_target "$target" &
+  running+=("$!")
+  if [ "${#running[@]}" -ge "$lanes" ]; then
+    wait "${running[0]}" || failed=1
+    running=("${running[@]:1}")
+  fi
+done
+for pid in "${running[@]}"; do
+  wait "$pid" || failed=1
 done
 exit "$failed"
