@@ -212,17 +212,14 @@ void Reactor::accept_multishot(int listen_fd, Tag tag) {
   io_uring_sqe_set_data64(sqe, tag.encode());
 }
 
-void Reactor::recv_multishot(int fd, Tag tag) {
-  io_uring_sqe* sqe = next_sqe();
-  io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
-  sqe->flags |= IOSQE_BUFFER_SELECT;
-  sqe->buf_group = kBufferGroup;
-  io_uring_sqe_set_data64(sqe, tag.encode());
-}
+void Reactor::recv_multishot(int fd, Tag tag) { prepare_buffered_recv(fd, tag, /*multishot=*/true); }
 
-void Reactor::recv_once(int fd, Tag tag) {
+void Reactor::recv_once(int fd, Tag tag) { prepare_buffered_recv(fd, tag, /*multishot=*/false); }
+
+void Reactor::prepare_buffered_recv(int fd, Tag tag, bool multishot) {
   io_uring_sqe* sqe = next_sqe();
-  io_uring_prep_recv(sqe, fd, nullptr, 0, 0);
+  if (multishot) io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+  else io_uring_prep_recv(sqe, fd, nullptr, 0, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
   io_uring_sqe_set_data64(sqe, tag.encode());

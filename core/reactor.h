@@ -120,6 +120,8 @@ class Reactor final : public BufferPool {
 
  private:
   io_uring_sqe* next_sqe();
+  // A receive into a buffer of the shard's provided group.
+  void prepare_buffered_recv(int fd, Tag tag, bool multishot);
   void recycle(BufferIndex index);
 
   io_uring ring_{};
