@@ -4,8 +4,12 @@
 #include "mask/scanner.h"
 
 #include <hs/hs.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <climits>
 #include <cstring>
@@ -331,11 +335,17 @@ ScanStatus Scanner::run(std::span<const std::string_view> values, TierSet tiers)
   return ScanStatus::ok;
 }
 
-bool may_hold_builtin_pii(std::string_view value) {
-  uint32_t digits = 0, dots = 0, run = 0;
+namespace {
+
+// What the prefilter counts over a value; the verdict needs only these.
+struct PiiEvidence {
+  uint32_t digits = 0;
+  uint32_t dots = 0;
+  uint32_t run = 0;  // the current streak of base64 characters ([0-9A-Za-z/+])
   bool upper = false;
-  for (const char ch : value) {
-    const auto c = static_cast<unsigned char>(ch);
+  bool found = false;  // '@' or ':', or a streak of 40: PII possible whatever follows
+
+  void add(unsigned char c) {
     if (c >= '0' && c <= '9') {
       ++digits;
       ++run;
@@ -345,13 +355,94 @@ bool may_hold_builtin_pii(std::string_view value) {
     } else if ((c >= 'a' && c <= 'z') || c == '/' || c == '+') {
       ++run;
     } else {
-      if (c == '@' || c == ':') return true;
+      if (c == '@' || c == ':') found = true;
       if (c == '.') ++dots;
       run = 0;
     }
-    if (run >= 40) return true;
+    if (run >= 40) found = true;
   }
-  return digits >= 8 || (digits >= 4 && dots >= 3) || (digits >= 2 && upper);
+  bool verdict() const { return found || digits >= 8 || (digits >= 4 && dots >= 3) || (digits >= 2 && upper); }
+};
+
+#if defined(__SSE2__)
+// 16 bytes at a time: each class as a bit mask (bit i: byte i). Bytes of 0x80 and above
+// compare as negative, so they fall in no class, as in PiiEvidence::add.
+uint32_t class_mask(__m128i bytes, char low, char high) {
+  const __m128i at_least = _mm_cmpgt_epi8(bytes, _mm_set1_epi8(static_cast<char>(low - 1)));
+  const __m128i at_most = _mm_cmplt_epi8(bytes, _mm_set1_epi8(static_cast<char>(high + 1)));
+  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_and_si128(at_least, at_most)));
+}
+uint32_t byte_mask(__m128i bytes, char c) {
+  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(c))));
+}
+
+// Bits set in a 16-bit mask, without a call (std::popcount is a libgcc call unless the
+// build targets POPCNT).
+uint32_t bits16(uint32_t x) {
+  x = x - ((x >> 1) & 0x5555u);
+  x = (x & 0x3333u) + ((x >> 2) & 0x3333u);
+  x = (x + (x >> 4)) & 0x0F0Fu;
+  return (x + (x >> 8)) & 0x1Fu;
+}
+
+// Adds 16 bytes to `e`.
+void add_block(PiiEvidence& e, const char* p) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if ((byte_mask(bytes, '@') | byte_mask(bytes, ':')) != 0) {
+    e.found = true;
+    return;
+  }
+  const uint32_t digit = class_mask(bytes, '0', '9');
+  const uint32_t upper = class_mask(bytes, 'A', 'Z');
+  const uint32_t streak = digit | upper | class_mask(bytes, 'a', 'z') | byte_mask(bytes, '/') | byte_mask(bytes, '+');
+  e.digits += bits16(digit);
+  e.dots += bits16(byte_mask(bytes, '.'));
+  e.upper = e.upper || upper != 0;
+  if (streak == 0xFFFF) {
+    e.run += 16;
+  } else {
+    // The streak carried in ends at the first non-streak byte; no streak inside 16
+    // bytes reaches 40; the one at the block's end carries on.
+    if (e.run + static_cast<uint32_t>(std::countr_one(streak)) >= 40) e.found = true;
+    e.run = static_cast<uint32_t>(std::countl_one(streak << 16));
+  }
+  if (e.run >= 40) e.found = true;
+}
+#endif
+
+}  // namespace
+
+bool may_hold_builtin_pii_reference(std::string_view value) {
+  PiiEvidence e;
+  for (const char ch : value) {
+    e.add(static_cast<unsigned char>(ch));
+    if (e.found) return true;
+  }
+  return e.verdict();
+}
+
+bool may_hold_builtin_pii(std::string_view value) {
+  PiiEvidence e;
+  size_t i = 0;
+#if defined(__SSE2__)
+  for (; i + 16 <= value.size(); i += 16) {
+    add_block(e, value.data() + i);
+    if (e.found) return true;
+  }
+  if (i < value.size()) {
+    // The rest, padded with NULs: a NUL is in no class, so it adds nothing and only
+    // ends a streak where the value ends anyway.
+    char last[16] = {};
+    std::memcpy(last, value.data() + i, value.size() - i);
+    add_block(e, last);
+    return e.verdict();
+  }
+#endif
+  for (; i < value.size(); ++i) {
+    e.add(static_cast<unsigned char>(value[i]));
+    if (e.found) return true;
+  }
+  return e.verdict();
 }
 
 ScanStatus Scanner::scan(std::string_view value, TierSet tiers, ScanResult& out) {

@@ -84,6 +84,9 @@ class PatternSet {
 // no run of 40 base64 characters (a bare AWS secret key). Derived from the patterns
 // and validators in patterns.cc; a test checks every built-in example against it.
 bool may_hold_builtin_pii(std::string_view value);
+// The same verdict a byte at a time (may_hold_builtin_pii takes 16 at a time); tests
+// compare the two.
+bool may_hold_builtin_pii_reference(std::string_view value);
 
 struct ScanLimits {
   // Findings kept per value. A value with more is reported in ScanResult::saturated

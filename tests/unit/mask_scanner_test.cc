@@ -296,6 +296,36 @@ TEST(MaskScanner, PiiPrefilterPassesEveryBuiltinExampleAndSkipsPlainText) {
   EXPECT_TRUE(may_hold_builtin_pii("mail me at a@b.co"));
 }
 
+// The prefilter takes 16 bytes at a time; its verdict must equal the byte-at-a-time
+// reference for every value, whatever straddles a block boundary.
+TEST(MaskScanner, PiiPrefilterAgreesWithItsReference) {
+  std::mt19937 random(20261208);
+  const std::string alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz/+.-_ ,\xc3\xa9\x80\xff";
+  size_t positives = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string value(random() % 130, ' ');
+    for (char& c : value) c = alphabet[random() % alphabet.size()];
+    if (random() % 50 == 0 && !value.empty()) value[random() % value.size()] = random() % 2 ? '@' : ':';
+    if (random() % 3 == 0) {  // mostly text without enough evidence, like real notes
+      for (char& c : value)
+        if (c >= '0' && c <= '9') c = 'x';
+    }
+    const bool expected = may_hold_builtin_pii_reference(value);
+    positives += expected;
+    ASSERT_EQ(may_hold_builtin_pii(value), expected) << "'" << value << "'";
+  }
+  EXPECT_GT(positives, 1000u);
+  EXPECT_LT(positives, 19000u);
+  // Streaks of base64 characters of 39 and 40 at every offset across block boundaries.
+  for (size_t length : {size_t{39}, size_t{40}}) {
+    for (size_t offset = 0; offset < 40; ++offset) {
+      std::string value = std::string(offset, ' ') + std::string(length, 'k') + " tail";
+      EXPECT_EQ(may_hold_builtin_pii(value), length >= 40) << "offset " << offset << ", streak " << length;
+      EXPECT_EQ(may_hold_builtin_pii(value), may_hold_builtin_pii_reference(value));
+    }
+  }
+}
+
 TEST(MaskScanner, RowsThePrefilterClearsAreStillScannedForSecrets) {
   Scanner scanner(builtin_set());
   ScanResult result;
