@@ -229,14 +229,19 @@ bool parse_row_description(std::span<const uint8_t> body, std::vector<ColumnDesc
 
 bool parse_data_row(std::span<const uint8_t> body, std::vector<RowValue>& values) {
   BodyReader r(body);
-  values.clear();
   int16_t count;
-  if (!r.int16(count) || count < 0 || count > kMaxResultColumns) return false;
+  if (!r.int16(count) || count < 0 || count > kMaxResultColumns) {
+    values.clear();
+    return false;
+  }
+  // Every element is assigned below, so a row as wide as the last one (the common
+  // case: one result set) costs no clearing and no construction.
   values.resize(static_cast<size_t>(count));
   for (auto& v : values) {
     int32_t length;
     if (!r.int32(length) || length < -1) return false;
     v.is_null = length == -1;
+    v.bytes = {};
     if (!v.is_null && !r.bytes(static_cast<size_t>(length), v.bytes)) return false;
   }
   return r.at_end();
