@@ -268,7 +268,11 @@ long Stream::bio_ctrl(int command, long number, void* pointer) {
   }
 }
 
-void RecordTypeControl::attach(msghdr& message, uint8_t record_type) {
+msghdr& RecordTypeControl::for_send(std::span<const uint8_t> record, uint8_t record_type) {
+  iov = iovec{const_cast<uint8_t*>(record.data()), record.size()};
+  message = msghdr{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
   message.msg_control = bytes;
   message.msg_controllen = sizeof bytes;
   cmsghdr* header = CMSG_FIRSTHDR(&message);
@@ -277,6 +281,17 @@ void RecordTypeControl::attach(msghdr& message, uint8_t record_type) {
   header->cmsg_len = CMSG_LEN(sizeof record_type);
   std::memcpy(CMSG_DATA(header), &record_type, sizeof record_type);
   message.msg_controllen = header->cmsg_len;
+  return message;
+}
+
+msghdr& RecordTypeControl::for_receive(std::span<uint8_t> out) {
+  iov = iovec{out.data(), out.size()};
+  message = msghdr{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = bytes;
+  message.msg_controllen = sizeof bytes;
+  return message;
 }
 
 bool openssl_offers_receive_keys() { return OpenSSL_version_num() >= 0x30200000L; }
@@ -356,12 +371,8 @@ int Stream::send_control_record(const char* data, int size) {
   if (!staging_.empty() || in_flight_sent_ != in_flight_.size()) return -1;  // never after the switch
   size_t sent = 0;
   if (pending_control_.empty()) {
-    iovec iov{const_cast<char*>(data), static_cast<size_t>(size)};
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
     RecordTypeControl control;
-    control.attach(message, type);
+    const msghdr& message = control.for_send({reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(size)}, type);
     ssize_t n = 0;
     do {
       n = ::sendmsg(kernel_fd_, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -392,13 +403,8 @@ const char* Stream::records_path() const {
 Stream::Status Stream::read_kernel_control_record(std::span<uint8_t> out, size_t& got) {
   got = 0;
   if (!kernel_receive_) return Status::failed;
-  iovec iov{out.data(), out.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint8_t))] = {};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
+  RecordTypeControl control;
+  msghdr& message = control.for_receive(out);
   ssize_t n = 0;
   do {
     n = ::recvmsg(kernel_fd_, &message, MSG_DONTWAIT);

@@ -55,11 +55,18 @@ class Context {
   std::string description_;
 };
 
-// The control area of a sendmsg that names the kernel TLS record type of its bytes
-// (TLS_SET_RECORD_TYPE): alerts and handshake messages on a kernel send direction.
+// A one-record kernel TLS message and its control area naming the record type: sending
+// (TLS_SET_RECORD_TYPE, alerts and handshake messages on a kernel send direction) and
+// receiving (TLS_GET_RECORD_TYPE). The msghdr points into this object: keep it alive
+// until the send or receive completes.
 struct RecordTypeControl {
+  msghdr message{};
+  iovec iov{};
   alignas(cmsghdr) char bytes[CMSG_SPACE(sizeof(uint8_t))] = {};
-  void attach(msghdr& message, uint8_t record_type);
+  // `message` sends `record` as one record of `record_type`.
+  msghdr& for_send(std::span<const uint8_t> record, uint8_t record_type);
+  // `message` receives into `out` with room for the record type.
+  msghdr& for_receive(std::span<uint8_t> out);
 };
 
 // Whether this OpenSSL hands receive keys to the kernel under TLS 1.3 (3.2 and later;

@@ -422,9 +422,9 @@ bool may_hold_builtin_pii_reference(std::string_view value) {
 }
 
 bool may_hold_builtin_pii(std::string_view value) {
+#if defined(__SSE2__)
   PiiEvidence e;
   size_t i = 0;
-#if defined(__SSE2__)
   for (; i + 16 <= value.size(); i += 16) {
     add_block(e, value.data() + i);
     if (e.found) return true;
@@ -435,14 +435,11 @@ bool may_hold_builtin_pii(std::string_view value) {
     char last[16] = {};
     std::memcpy(last, value.data() + i, value.size() - i);
     add_block(e, last);
-    return e.verdict();
-  }
-#endif
-  for (; i < value.size(); ++i) {
-    e.add(static_cast<unsigned char>(value[i]));
-    if (e.found) return true;
   }
   return e.verdict();
+#else
+  return may_hold_builtin_pii_reference(value);
+#endif
 }
 
 ScanStatus Scanner::scan(std::string_view value, TierSet tiers, ScanResult& out) {

@@ -98,7 +98,7 @@ struct Shard::Connection final : protocol::SessionHost {
   bool tls_direct = false;           // the client opened with a ClientHello (no SSLRequest)
   bool client_bytes_seen = false;    // direct TLS is recognised by the first byte only
   bool close_notify_queued = false;
-  // Kernel TLS: the send in flight is a control record (its cmsg lives here until done).
+  // Kernel TLS: the send in flight is a control record (its message lives here until done).
   bool control_in_flight[2] = {false, false};
   core::tls::RecordTypeControl record_type_control[2];
   core::TimerNode stall_timer;
@@ -647,12 +647,7 @@ void Shard::send_kernel_control_record(Connection& conn, int side) {
   uint8_t record_type = 0;
   const std::span<const uint8_t> record = conn.tls[side]->pending_control_record(record_type);
   if (record.empty()) return;
-  conn.iov[side][0] = iovec{const_cast<uint8_t*>(record.data()), record.size()};
-  msghdr& message = conn.message[side];
-  message = msghdr{};
-  message.msg_iov = conn.iov[side];
-  message.msg_iovlen = 1;
-  conn.record_type_control[side].attach(message, record_type);
+  const msghdr& message = conn.record_type_control[side].for_send(record, record_type);
   conn.send_in_flight[side] = true;
   conn.control_in_flight[side] = true;
   reactor_.sendmsg(conn.fd[side], &message, conn.tag(OpKind::send, side));
