@@ -55,6 +55,25 @@ class Tls : public GatewayTest {
     return name;
   }
 
+  // pgbench over verify-full TLS: 4 clients, prepared, a script that needs no tables;
+  // `connection_per_transaction` (-C) makes every transaction a new TLS handshake.
+  void run_pgbench(int transactions_per_client, bool connection_per_transaction) {
+    const std::string script = pki_dir_ + "/select.sql";
+    write_file(script, "\\set n random(1, 1000)\nSELECT :n + 1;\n");
+    ProgramOptions pgbench_options;
+    pgbench_options.env = {"PGPASSWORD=" + std::string(kAlicePassword), "PGSSLMODE=verify-full",
+                           "PGSSLROOTCERT=" + pki_.ca_file};
+    std::vector<std::string> args = {pg().bin("pgbench"), "-n", "-f", script, "-c", "4",
+                                     "-t", std::to_string(transactions_per_client), "-M", "prepared",
+                                     "-h", "127.0.0.1", "-p", std::to_string(gw().port()), "-U", "alice", "app"};
+    if (connection_per_transaction) args.insert(args.begin() + 1, "-C");
+    const ProgramResult r = run_program(args, pgbench_options);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const std::string total = std::to_string(4 * transactions_per_client);
+    EXPECT_NE(r.out.find("number of transactions actually processed: " + total + "/" + total), std::string::npos)
+        << r.out << r.err;
+  }
+
   // The session_start audit records written so far, as text.
   std::string audit_session_starts() {
     std::string out;
@@ -137,17 +156,7 @@ TEST_F(Tls, PsqlAndPgbenchOverVerifiedTls) {
   EXPECT_NE(r.out.find("SSL connection (protocol: TLSv1.3"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("42"), std::string::npos) << r.out;
 
-  // pgbench (prepared, 4 clients) with a script that needs no tables.
-  const std::string script = pki_dir_ + "/select.sql";
-  write_file(script, "\\set n random(1, 1000)\nSELECT :n + 1;\n");
-  ProgramOptions pgbench_options;
-  pgbench_options.env = {"PGPASSWORD=" + std::string(kAlicePassword), "PGSSLMODE=verify-full",
-                         "PGSSLROOTCERT=" + pki_.ca_file};
-  r = run_program({pg().bin("pgbench"), "-n", "-f", script, "-c", "4", "-t", "200", "-M", "prepared", "-h", "127.0.0.1",
-                   "-p", std::to_string(gw().port()), "-U", "alice", "app"},
-                  pgbench_options);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("number of transactions actually processed: 800/800"), std::string::npos) << r.out << r.err;
+  run_pgbench(/*transactions_per_client=*/200, /*connection_per_transaction=*/false);
 }
 
 TEST_F(Tls, OpensslSClientSeesTheCertificate) {
@@ -360,16 +369,7 @@ class KernelTls : public Tls {
     ASSERT_EQ(PQresultStatus(finished.get()), PGRES_COMMAND_OK) << PQerrorMessage(conn);
     EXPECT_EQ(query_value(conn, "SELECT sum(length(line)) FROM copied"), std::to_string(32 * (64 * 1024 - 1)));
 
-    const std::string script = pki_dir_ + "/select.sql";
-    write_file(script, "\\set n random(1, 1000)\nSELECT :n + 1;\n");
-    ProgramOptions pgbench_options;
-    pgbench_options.env = {"PGPASSWORD=" + std::string(kAlicePassword), "PGSSLMODE=verify-full",
-                           "PGSSLROOTCERT=" + pki_.ca_file};
-    ProgramResult r = run_program({pg().bin("pgbench"), "-n", "-f", script, "-c", "4", "-t", "50", "-M", "prepared", "-C",
-                                   "-h", "127.0.0.1", "-p", std::to_string(gw().port()), "-U", "alice", "app"},
-                                  pgbench_options);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("number of transactions actually processed: 200/200"), std::string::npos) << r.out << r.err;
+    run_pgbench(/*transactions_per_client=*/50, /*connection_per_transaction=*/true);
   }
 };
 
